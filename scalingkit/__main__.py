@@ -1,0 +1,5 @@
+"""Allow ``python -m scalingkit``."""
+
+from scalingkit.cli import main
+
+raise SystemExit(main())

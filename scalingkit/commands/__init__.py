@@ -1,0 +1,1 @@
+"""One module per ``python -m scalingkit`` subcommand (see :mod:`scalingkit.cli`)."""

@@ -1,0 +1,57 @@
+"""Shared fixtures: the repository layout, the chapter list and one book build."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def toc_files() -> list[str]:
+    """Every document listed in ``_toc.yml`` (root first), as paths without suffix."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        for chapter in part.get("chapters", []):
+            files.append(chapter["file"])
+            files.extend(s["file"] for s in chapter.get("sections", []))
+    return files
+
+
+def chapter_files() -> list[Path]:
+    """The executable chapters: toc documents that carry a jupytext kernel header."""
+    out = []
+    for name in toc_files():
+        path = ROOT / f"{name}.md"
+        text = path.read_text() if path.exists() else ""
+        if text.startswith("---") and "kernelspec:" in text.split("---", 2)[1]:
+            out.append(path)
+    return out
+
+
+@pytest.fixture(scope="session")
+def book_build(tmp_path_factory) -> tuple[Path, str]:
+    """Build the book once per test session with warnings as errors.
+
+    Returns the HTML folder and the build log. The build runs exactly as a
+    reader would run it, plus ``-W -n --keep-going`` so that any warning or
+    failing cell fails the build.
+    """
+    out = tmp_path_factory.mktemp("book")
+    proc = subprocess.run(
+        [
+            shutil.which("jupyter-book") or "jupyter-book", "build", str(ROOT),
+            "--path-output", str(out), "-W", "-n", "--keep-going",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"book build failed:\n{log[-8000:]}"
+    return out / "_build" / "html", log

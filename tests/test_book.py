@@ -10,7 +10,6 @@ from pathlib import Path
 import jupytext
 import pytest
 from bs4 import BeautifulSoup
-
 from conftest import ROOT, chapter_files, toc_files
 
 pytestmark = pytest.mark.slow

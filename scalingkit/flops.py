@@ -62,6 +62,7 @@ __all__ = [
     "inference_flops_per_token",
     "flops_6nd",
     "ratio_exact_to_6nd",
+    "hoffmann_table_a4",
     "flop_to_pf_days",
     "pf_days_to_flop",
     "accelerator_hours",
@@ -277,7 +278,7 @@ def param_counts(
     shape: TransformerShape,
     *,
     tied: bool = True,
-    positional: Literal["learned", "none"] = "learned",
+    positional: Literal["learned", "relative", "none"] = "learned",
     bias: bool = False,
     layernorm_bias: bool = True,
 ) -> ParamCounts:
@@ -289,9 +290,12 @@ def param_counts(
         Model sizes.
     tied : bool, default=True
         Output head shares its weights with the token embedding.
-    positional : {"learned", "none"}, default="learned"
-        Learned absolute position embeddings (``n_ctx * d_model`` parameters)
-        or none (relative or rotary schemes with no table).
+    positional : {"learned", "relative", "none"}, default="learned"
+        Learned absolute position embeddings (``n_ctx * d_model`` parameters,
+        counted as embedding); Transformer-XL style relative positions as in
+        Gopher and Chinchilla (one more ``d_model x d_attn`` projection and two
+        ``d_attn`` bias vectors per layer, counted with attention); or none
+        (rotary or ALiBi, no parameters).
     bias : bool, default=False
         Linear layers carry biases.
     layernorm_bias : bool, default=True
@@ -302,18 +306,21 @@ def param_counts(
     ParamCounts
         The itemised counts (parameters).
     """
-    if positional not in ("learned", "none"):
-        raise ValueError(f"positional must be 'learned' or 'none', got {positional!r}")
+    if positional not in ("learned", "relative", "none"):
+        raise ValueError(
+            f"positional must be 'learned', 'relative' or 'none', got {positional!r}"
+        )
     d, L, s = shape.d_model, shape.n_layer, shape
     qkv = d * (s.d_attn + 2 * s.d_kv) + (s.d_attn + 2 * s.d_kv if bias else 0)
     proj = s.d_attn * d + (d if bias else 0)
+    relative = d * s.d_attn + 2 * s.d_attn if positional == "relative" else 0
     ffn_in = (s.n_ffn_matrices - 1) * (d * s.d_ff + (s.d_ff if bias else 0))
     ffn_out = s.d_ff * d + (d if bias else 0)
     per_norm = d * (2 if layernorm_bias else 1)
     return ParamCounts(
         token_embedding=s.vocab_size * d,
         position_embedding=s.n_ctx * d if positional == "learned" else 0,
-        attention=L * (qkv + proj),
+        attention=L * (qkv + proj + relative),
         ffn=L * (ffn_in + ffn_out),
         norms=(2 * L + 1) * per_norm,
         head=0 if tied else s.vocab_size * d,
@@ -511,6 +518,50 @@ def ratio_exact_to_6nd(
     n = float(n_params) if n_params is not None else float(param_counts(shape).total_with_head)
     _positive("n_params", n)
     return training_flops_per_token(shape, convention) / (6.0 * n)
+
+
+def hoffmann_table_a4(table, *, n_ctx: int = 2048, vocab_size: int = 32_000):
+    """Recompute Hoffmann et al.'s Table A4 (their FLOP count over 6ND).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per model with columns ``params`` (as printed), ``n_layers``,
+        ``d_model``, ``ffw_size``, ``n_heads``, ``kv_size`` and optionally
+        ``flop_ratio_published``.
+    n_ctx, vocab_size : int
+        Sequence length and vocabulary of the paper (2048 and 32,000).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The input plus ``params_ours`` (relative positions, tied embedding,
+        no biases), ``ratio_appendix_f`` (every Appendix F item over 6ND with
+        the printed N) and ``ratio_no_embed_logits`` (the same without the
+        embedding and final-logit items), and ``ratio_no_embed_logits_our_n``
+        (the same with our unrounded parameter count as N).
+    """
+    import pandas as pd
+
+    out = []
+    for row in table.itertuples(index=False):
+        shape = TransformerShape(
+            d_model=int(row.d_model), n_layer=int(row.n_layers), n_ctx=n_ctx,
+            vocab_size=vocab_size, n_head=int(row.n_heads), d_head=int(row.kv_size),
+            d_ff=int(row.ffw_size),
+        )
+        items = hoffmann_forward_flops(shape)
+        six_nd = 6.0 * float(row.params) * n_ctx  # 6 N D with D = one sequence
+        without = items["total"] - items["embeddings"] - items["final_logits"]
+        ours = param_counts(shape, positional="relative", layernorm_bias=False).total
+        out.append({
+            **row._asdict(),
+            "params_ours": ours,
+            "ratio_appendix_f": 3.0 * items["total"] / six_nd,
+            "ratio_no_embed_logits": 3.0 * without / six_nd,
+            "ratio_no_embed_logits_our_n": 3.0 * without / (6.0 * ours * n_ctx),
+        })
+    return pd.DataFrame(out)
 
 
 # --------------------------------------------------------------------------- units

@@ -205,3 +205,20 @@ def test_measured_peak_and_mfu():
 def test_bad_input_raises_clear_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_chinchilla_tables_reproduced_from_shapes():
+    """Table A9 counts within 1%; Table A4 ratios only without embeddings and logits."""
+    import pandas as pd
+    from conftest import ROOT
+
+    shapes = pd.read_csv(ROOT / "book/data/chinchilla_model_shapes.csv")
+    for r in shapes.itertuples():
+        s = TransformerShape(d_model=r.d_model, n_layer=r.n_layers, n_ctx=2048,
+                             vocab_size=32000, n_head=r.n_heads, d_head=r.kv_size,
+                             d_ff=r.ffw_size)
+        ours = flops.param_counts(s, positional="relative", layernorm_bias=False).total
+        assert ours == pytest.approx(r.params, rel=0.01)
+    a4 = flops.hoffmann_table_a4(pd.read_csv(ROOT / "book/data/chinchilla_table_a4.csv"))
+    assert (a4.ratio_no_embed_logits_our_n.round(2) - a4.flop_ratio_published).abs().max() <= 0.011
+    assert (a4.ratio_appendix_f > a4.flop_ratio_published + 0.02).all()

@@ -1,0 +1,42 @@
+"""Data for training: tokenizers, corpora, a synthetic Markov source and samplers.
+
+Modules
+-------
+tokenizer
+    Byte-level and BPE tokenizers, bytes per token.
+corpora
+    Corpus specs (Shakespeare, Python stdlib, local files) as streams of documents.
+markov
+    A smoothed byte Markov chain with an exactly known entropy rate.
+dataset
+    Disk-cached ``np.memmap`` token arrays split by document; batch samplers.
+"""
+
+from scalingkit.data.corpora import CorpusSource, resolve_corpus
+from scalingkit.data.dataset import (
+    BatchSampler,
+    TokenCorpus,
+    cache_dir,
+    eval_windows,
+    is_validation,
+    load_corpus,
+    split_documents,
+)
+from scalingkit.data.markov import MarkovSource
+from scalingkit.data.tokenizer import BPETokenizer, ByteTokenizer, bytes_per_token
+
+__all__ = [
+    "BPETokenizer",
+    "BatchSampler",
+    "ByteTokenizer",
+    "CorpusSource",
+    "MarkovSource",
+    "TokenCorpus",
+    "bytes_per_token",
+    "cache_dir",
+    "eval_windows",
+    "is_validation",
+    "load_corpus",
+    "resolve_corpus",
+    "split_documents",
+]

@@ -1,0 +1,258 @@
+"""Tokenizers, corpora, the document split, the memmap cache, samplers and the Markov source."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from scalingkit.data import (
+    BatchSampler,
+    BPETokenizer,
+    ByteTokenizer,
+    MarkovSource,
+    bytes_per_token,
+    eval_windows,
+    load_corpus,
+    resolve_corpus,
+    split_documents,
+)
+from scalingkit.data.corpora import iter_file_pieces
+
+TEXTS = [
+    "To be, or not to be, that is the question:\n",
+    "def f(x):\n    return {'a': [x, x ** 2]}  # comment\n\n\n",
+    "Ünïcödé — naïve café, 日本語, emoji 🎭 and\ttabs",
+    "  leading spaces and trailing   ",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def bpe() -> BPETokenizer:
+    corpus = resolve_corpus("shakespeare")
+    texts = [d for _, d in corpus.documents()][:5]
+    return BPETokenizer.train(texts, 512)
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_bpe_round_trips_text(bpe, text):
+    assert bpe.decode(bpe.encode(text)) == text
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_byte_tokenizer_round_trips_text(text):
+    tok = ByteTokenizer()
+    ids = tok.encode(text)
+    assert len(ids) == len(text.encode())
+    assert tok.decode(ids) == text
+
+
+def test_bpe_compresses_english_and_serialises(bpe):
+    sample = "My lord, I will speak to him again; the king is coming.\n" * 20
+    assert bpe.vocab_size == 512
+    assert bytes_per_token(bpe, sample) > 1.5
+    assert bytes_per_token(ByteTokenizer(), sample) == 1.0
+    again = BPETokenizer.from_json(bpe.to_json())
+    assert again.encode(sample).tolist() == bpe.encode(sample).tolist()
+
+
+@pytest.mark.parametrize(("size", "match"), [(100, "257..65536"), (70000, "257..65536")])
+def test_bpe_rejects_bad_vocab(size, match):
+    with pytest.raises(ValueError, match=match):
+        BPETokenizer.train(["abc"], size)
+
+
+def test_shakespeare_and_stdlib_corpora_are_real_text():
+    shakespeare = resolve_corpus("shakespeare")
+    assert len(shakespeare.files) == 38
+    assert 5.0e6 < shakespeare.n_bytes < 5.6e6
+    stdlib = resolve_corpus("stdlib")
+    names = [f.relative_to(stdlib.root).as_posix() for f in stdlib.files]
+    assert "os.py" in names
+    assert not any("/test/" in f"/{n}" or n.split("/")[-1].startswith("test_") for n in names)
+    assert stdlib.n_bytes > 5e6
+
+
+def _write_docs(folder, n_docs: int) -> dict[str, bytes]:
+    folder.mkdir()
+    docs = {}
+    for i in range(n_docs):
+        body = f"<doc {i:03d}> " + "".join(f"line {i}-{j} of document {i}\n" for j in range(30))
+        (folder / f"doc{i:03d}.txt").write_text(body)
+        docs[f"doc{i:03d}.txt"] = body.encode()
+    return docs
+
+
+def test_train_and_validation_documents_never_overlap(tmp_path):
+    docs = _write_docs(tmp_path / "corpus", 60)
+    corpus = load_corpus(str(tmp_path / "corpus"), cache=tmp_path / "cache", val_fraction=0.2)
+    train = bytes(np.asarray(corpus.train))
+    val = bytes(np.asarray(corpus.val))
+    val_names = split_documents(list(docs), 0.2)
+    assert 0 < len(val_names) < 60
+    for name, body in docs.items():
+        in_val, in_train = body in val, body in train
+        assert in_val != in_train, name
+        assert in_val == (name in val_names)
+    assert corpus.meta["val_docs"] == len(val_names)
+    assert len(train) + len(val) == sum(len(b) for b in docs.values())
+    # Every window the sampler draws lies inside the training array.
+    sampler = BatchSampler(corpus.train, 8, 32, seed=1)
+    x, y = sampler.sample()
+    for row_x, row_y in zip(x.numpy(), y.numpy(), strict=True):
+        window = bytes(row_x.astype(np.uint8)) + bytes([row_y[-1]])
+        assert window in train
+        assert window not in val
+
+
+def test_split_is_deterministic_and_keeps_both_sides_nonempty():
+    names = [f"d{i}" for i in range(50)]
+    assert split_documents(names, 0.1) == split_documents(list(reversed(names)), 0.1)
+    assert len(split_documents(["a", "b"], 0.001)) == 1
+    assert len(split_documents(["a", "b"], 0.999)) == 1
+    with pytest.raises(ValueError, match="at least 2 documents"):
+        split_documents(["only"], 0.1)
+
+
+def test_file_pieces_respect_the_memory_cap(tmp_path):
+    path = tmp_path / "big.txt"
+    rng = np.random.default_rng(0)
+    lines = [" ".join(map(str, rng.integers(0, 1000, rng.integers(1, 40)))) for _ in range(5000)]
+    path.write_text("\n".join(lines))
+    cap = 4096
+    pieces = list(iter_file_pieces(path, "big.txt", cap))
+    assert all(len(p) <= cap for _, p in pieces)
+    assert b"".join(p for _, p in pieces) == path.read_bytes()
+    assert all(p.endswith(b"\n") for _, p in pieces[:-1])
+
+
+def test_memmap_cache_for_a_file_larger_than_the_cap(tmp_path):
+    path = tmp_path / "big.txt"
+    path.write_bytes(b"".join(b"row %06d: some text here\n" % i for i in range(20000)))
+    cap = 8192
+    assert path.stat().st_size > 50 * cap
+    corpus = load_corpus(str(path), cache=tmp_path / "cache", max_doc_bytes=cap)
+    assert isinstance(corpus.train, np.memmap) and isinstance(corpus.val, np.memmap)
+    assert corpus.meta["train_docs"] + corpus.meta["val_docs"] > 50
+    assert len(corpus.train) + len(corpus.val) == path.stat().st_size
+    again = load_corpus(str(path), cache=tmp_path / "cache", max_doc_bytes=cap)
+    assert again.path == corpus.path
+    np.testing.assert_array_equal(again.train, corpus.train)
+
+
+def test_bpe_corpus_reports_bytes_per_token_and_bits_per_byte(tmp_path):
+    _write_docs(tmp_path / "corpus", 20)
+    corpus = load_corpus(str(tmp_path / "corpus"), "bpe:300", cache=tmp_path / "cache")
+    assert corpus.vocab_size == 300
+    assert corpus.val_bytes_per_token > 1.2
+    expected = 2.0 / (math.log(2) * corpus.val_bytes_per_token)
+    assert corpus.bits_per_byte(2.0) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(corpus="/no/such/path"), "unknown corpus"),
+        (dict(corpus="markov:x"), "bad Markov corpus spec"),
+        (dict(tokenizer="wordpiece"), "unknown tokenizer"),
+        (dict(tokenizer="bpe:lots"), "bad tokenizer spec|unknown tokenizer"),
+        (dict(val_fraction=1.5), "val_fraction"),
+        (dict(max_doc_bytes=0), "max_doc_bytes"),
+    ],
+)
+def test_load_corpus_rejects_bad_input(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        load_corpus(**{"corpus": "shakespeare", **kwargs}, cache=tmp_path)
+
+
+def test_sampler_is_reproducible_and_its_state_restores():
+    tokens = np.arange(1000, dtype=np.uint16)
+    a = BatchSampler(tokens, 4, 16, seed=5)
+    b = BatchSampler(tokens, 4, 16, seed=5)
+    xa, ya = a.sample()
+    xb, yb = b.sample()
+    assert xa.equal(xb) and ya.equal(yb)
+    assert (ya[:, :-1] == xa[:, 1:]).all() and (ya[:, 0] == xa[:, 0] + 1).all()
+    state = a.state()
+    nxt = a.sample()[0]
+    a.set_state(state)
+    assert a.sample()[0].equal(nxt)
+    with pytest.raises(ValueError, match="fewer than n_ctx"):
+        BatchSampler(tokens[:10], 4, 16)
+
+
+def test_eval_windows_are_fixed_and_in_range():
+    starts = eval_windows(np.zeros(10_000), 64, 20)
+    assert len(starts) == 20 and starts[0] == 0 and starts[-1] == 10_000 - 65
+    assert np.all(np.diff(starts) > 64)
+
+
+@pytest.fixture(scope="module")
+def shakespeare_sample() -> bytes:
+    corpus = resolve_corpus("shakespeare")
+    return b"".join(d for _, d in corpus.documents())[:400_000]
+
+
+def test_markov_order0_entropy_is_the_smoothed_unigram_entropy():
+    data = b"aaab" * 100
+    src = MarkovSource(order=0, alpha=1.0).fit(data)
+    p = np.array([300 + 1, 100 + 1]) / 402
+    assert src.entropy_rate() == pytest.approx(-(p * np.log(p)).sum(), rel=1e-12)
+
+
+def test_markov_two_state_chain_matches_hand_formula():
+    # Symbols a, b. Counts: a->a 3, a->b 1, b->a 1, b->b 0 (alpha=1 smoothing).
+    src = MarkovSource(order=1, alpha=1.0).fit(b"aaaaba")
+    p_ab, p_ba = 2 / 6, 2 / 3  # (1+1)/(4+2), (1+1)/(1+2)
+    pi_a = p_ba / (p_ab + p_ba)
+    h = lambda p: -(p * math.log(p) + (1 - p) * math.log(1 - p))  # noqa: E731
+    expected = pi_a * h(p_ab) + (1 - pi_a) * h(p_ba)
+    assert src.entropy_rate() == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_markov_entropy_rate_matches_monte_carlo(shakespeare_sample, order):
+    """Closed form vs simulation: within 4 standard errors (and 0.02 nats/byte)."""
+    src = MarkovSource(order=order).fit(shakespeare_sample)
+    exact = src.entropy_rate()
+    mc, se = src.monte_carlo_entropy_rate(4000, n_chains=128, seed=1)
+    assert se < 0.005
+    assert abs(mc - exact) < 4 * se
+    assert abs(mc - exact) < 0.02
+
+
+def test_markov_samples_have_the_fitted_statistics(shakespeare_sample):
+    src = MarkovSource(order=1).fit(shakespeare_sample)
+    docs = src.sample(200_000, n_chains=16, seed=0)
+    assert len(docs) == 16 and all(len(d) == 12_500 for d in docs)
+    assert set(b"".join(docs)) <= set(src.alphabet_.tolist())
+    # The byte frequencies follow the stationary distribution (order 1: context = byte).
+    freq = np.bincount(np.frombuffer(b"".join(docs), np.uint8), minlength=256)[src.alphabet_]
+    assert np.abs(freq / freq.sum() - src.stationary_).max() < 0.01
+
+
+def test_markov_corpus_records_its_entropy_rate(tmp_path):
+    corpus = load_corpus("markov:1", cache=tmp_path, markov_bytes=60_000)
+    assert 2.0 < corpus.meta["entropy_rate_nats_per_byte"] < 3.0
+    assert len(corpus.train) + len(corpus.val) >= 60_000
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "data", "match"),
+    [
+        (dict(order=-1), b"abc", "order"),
+        (dict(alpha=0.0), b"abc", "alpha"),
+        (dict(order=3), b"ab", "more than order"),
+        (dict(order=4), bytes(range(256)) * 2, "table"),
+    ],
+)
+def test_markov_rejects_bad_input(kwargs, data, match):
+    with pytest.raises(ValueError, match=match):
+        MarkovSource(**kwargs).fit(data)
+
+
+def test_unfitted_markov_source_raises():
+    with pytest.raises(RuntimeError, match="not fitted"):
+        MarkovSource().entropy_rate()

@@ -16,6 +16,8 @@ from scalingkit import __version__
 #: Subcommand name -> module under ``scalingkit.commands``.
 COMMANDS: dict[str, str] = {
     "flops": "flops",
+    "sweep": "sweep",
+    "status": "status",
 }
 
 

@@ -62,3 +62,66 @@ def matplotlib_lognorm(values):
     from matplotlib.colors import LogNorm
 
     return LogNorm(vmin=float(np.min(values)), vmax=float(np.max(values)))
+
+
+def _budget_labels(budgets) -> list[str]:
+    return [f"{b:.2g}" for b in budgets]
+
+
+def plot_isoflop_profiles(frame: pd.DataFrame, curves=None, ax=None):
+    """Final loss against model size at each compute budget (IsoFLOP profiles).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        One row per run with ``budget`` (FLOP), ``params`` and ``loss``
+        (nats/token); rows with a NaN loss are skipped.
+    curves : mapping, optional
+        Budget (FLOP) -> ``(params_grid, loss_grid)``, e.g. a fitted parabola
+        in log N, drawn as a line in that budget's colour.
+    ax : Axes, optional
+    """
+    ax = _axes(ax)
+    data = frame.dropna(subset=["loss"]).sort_values("budget")
+    budgets = sorted(data["budget"].unique())
+    labels = _budget_labels(budgets)
+    palette = dict(zip(labels, sns.color_palette("viridis", len(budgets)), strict=True))
+    data = data.assign(C=data["budget"].map(dict(zip(budgets, labels, strict=True))))
+    sns.scatterplot(data=data, x="params", y="loss", hue="C", hue_order=labels,
+                    palette=palette, ax=ax, s=40, zorder=3)
+    for budget, (n_grid, loss_grid) in (curves or {}).items():
+        label = _budget_labels([budget])[0]
+        ax.plot(n_grid, loss_grid, color=palette.get(label, "grey"), lw=1.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters N")
+    ax.set_ylabel("final validation loss (nats/token)")
+    ax.legend(title="C (FLOP)", fontsize=8)
+    return ax
+
+
+def plot_compute_optimal(budgets, values, coef=None, exponent=None, label="N_opt",
+                         color=None, ax=None):
+    """Compute-optimal size or tokens against budget, with a power law ``coef * C**exponent``.
+
+    Parameters
+    ----------
+    budgets, values : array-like
+        Budgets C (FLOP) and the optimum found at each (parameters or tokens).
+    coef, exponent : float, optional
+        A fitted power law to draw over the budgets' range.
+    label : str
+        Legend label of the points (e.g. ``"N_opt"``).
+    """
+    ax = _axes(ax)
+    budgets = np.asarray(budgets, dtype=float)
+    values = np.asarray(values, dtype=float)
+    (points,) = ax.plot(budgets, values, "o", color=color, label=label)
+    if coef is not None and exponent is not None:
+        c = np.geomspace(budgets.min() / 1.5, budgets.max() * 1.5, 100)
+        ax.plot(c, coef * c**exponent, "--", color=points.get_color(), lw=1,
+                label=f"{label} ∝ C^{exponent:.2f}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("compute C (FLOP)")
+    ax.legend(fontsize=8)
+    return ax

@@ -1,0 +1,196 @@
+"""The IsoFLOP planner, presets, ``run_sweep`` and the ``sweep``/``status`` commands."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scalingkit import flops
+from scalingkit.cli import main
+from scalingkit.models import GPTConfig
+from scalingkit.store import RunStore
+from scalingkit.sweep import (
+    SweepSpec,
+    add_to_store,
+    plan_sweep,
+    preset,
+    results_frame,
+    run_sweep,
+)
+
+TESTS = Path(__file__).resolve().parent
+SHAKESPEARE_TRAIN_TOKENS = 4_848_042  # measured by scalingkit.sweep.train_tokens
+SMALL = SweepSpec(budgets=(1e11, 1e12), sizes_per_budget=4, span=8.0,
+                  corpus_tokens=SHAKESPEARE_TRAIN_TOKENS)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"budgets": ()}, "budgets must be positive"),
+        ({"budgets": (1e12, -1.0)}, "budgets must be positive"),
+        ({"budgets": (math.inf,)}, "budgets must be positive"),
+        ({"budgets": (1e12,), "sizes_per_budget": 0}, "sizes_per_budget"),
+        ({"budgets": (1e12,), "span": 1.0}, "span must be > 1"),
+        ({"budgets": (1e12,), "budget_flops": "4nd"}, "budget_flops"),
+        ({"budgets": (1e12,), "lr": 0.0}, "lr must be"),
+        ({"budgets": (1e12,), "batch_size": 0}, "batch_size"),
+        ({"budgets": (1e12,), "warmup_fraction": 1.0}, "warmup_fraction"),
+    ],
+)
+def test_spec_rejects_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SweepSpec(**kwargs)
+
+
+def test_targets_are_log_spaced_around_the_centre():
+    spec = SweepSpec(budgets=(1.2e13,), sizes_per_budget=5, span=16.0)
+    t = spec.targets(1.2e13)
+    assert np.allclose(np.diff(np.log(t)), math.log(16.0) / 4)
+    assert math.sqrt(t[0] * t[-1]) == pytest.approx(math.sqrt(1.2e13 / 120))
+    assert SweepSpec(budgets=(1e12,), sizes_per_budget=1).targets(1e12) == pytest.approx(
+        [math.sqrt(1e12 / 120)])
+
+
+@pytest.mark.parametrize("budget_flops", ["exact", "6nd"])
+def test_plan_spends_the_budget_by_the_chosen_count_and_records_both(budget_flops):
+    plan = plan_sweep(replace(SMALL, budget_flops=budget_flops))
+    assert len(plan.runs) + len(plan.dropped) == 8
+    for r in plan.runs:
+        model = GPTConfig.from_dict(r.config["model"])
+        assert r.params == model.n_params()
+        exact = flops.training_flops_per_token(model.shape) * r.tokens
+        assert r.flops_exact == pytest.approx(exact)
+        assert r.flops_6nd == pytest.approx(6 * r.params * r.tokens)
+        spent = r.flops_exact if budget_flops == "exact" else r.flops_6nd
+        assert spent == pytest.approx(r.budget, rel=1e-5)
+        assert r.config["tokens"] == r.tokens and r.config["schedule"] == "cosine"
+        assert r.epochs == pytest.approx(r.tokens / SHAKESPEARE_TRAIN_TOKENS)
+
+
+def test_plan_sizes_grow_and_tokens_shrink_within_a_budget():
+    plan = plan_sweep(SMALL)
+    frame = plan.to_frame()
+    for _, group in frame.groupby("budget"):
+        assert group["params"].is_monotonic_increasing
+        assert group["tokens"].is_monotonic_decreasing
+    # exact FLOP per token exceeds 6N (attention over the context, output head)
+    assert (frame["flops_exact"] > frame["flops_6nd"]).all()
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"budgets": (1e9,), "min_steps": 50}, "optimizer steps"),
+        ({"corpus_tokens": 10_000}, "epochs over the corpus"),
+        ({"sizes_per_budget": 9, "span": 1.05}, "same shape"),
+        ({"min_params": 1e8}, "params outside"),
+    ],
+)
+def test_out_of_bounds_configs_are_dropped_with_a_reason(changes, reason):
+    plan = plan_sweep(replace(SMALL, **changes))
+    assert plan.dropped and all(reason in d.reason for d in plan.dropped)
+
+
+def test_reference_preset_meets_the_issue():
+    spec = preset("reference", corpus_tokens=SHAKESPEARE_TRAIN_TOKENS)
+    plan = plan_sweep(spec)
+    frame = plan.to_frame()
+    assert len(spec.budgets) >= 5 and max(spec.budgets) / min(spec.budgets) >= 10**1.5
+    assert (frame.groupby("budget").size() >= 7).all() and not plan.dropped
+    # the run nearest the Chinchilla centre of each budget sees at most about 4 epochs
+    centre = frame.loc[(frame["tokens_per_param"] - 20).abs().groupby(frame["budget"]).idxmin()]
+    assert (centre["epochs"] <= 4).all()
+    assert all(r.config["schedule"] == "cosine" and r.config["corpus"] == "shakespeare"
+               for r in plan.runs)
+
+
+def test_presets_by_name():
+    assert preset("quick").sizes_per_budget >= 3
+    assert preset("quick", budgets=(5e10,)).budgets == (5e10,)
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        preset("huge")
+
+
+def test_add_to_store_is_idempotent(tmp_path):
+    plan = plan_sweep(SMALL)
+    store = RunStore(tmp_path)
+    ids = add_to_store(plan, store)
+    assert add_to_store(plan, store) == ids and len(store) == len(set(ids)) == len(plan.runs)
+    rec = store.get(ids[0])
+    assert rec.plan["budget_flops"] == "exact" and rec.plan["flops_6nd"] > 0
+
+
+def test_run_sweep_with_a_stand_in_trainer(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(TESTS))
+    plan = plan_sweep(SMALL)
+
+    calls = []
+
+    def trainer(config, *, run_dir=None, progress=False):
+        calls.append(config["tokens"])
+        return {"status": "done", "final_loss": 3.0 - 0.1 * math.log10(config["tokens"]),
+                "epochs": config["tokens"] / SHAKESPEARE_TRAIN_TOKENS}
+
+    store = run_sweep(plan, tmp_path / "s", trainer=trainer, progress=False)
+    assert sorted(calls) == sorted(r.tokens for r in plan.runs)
+    assert calls == sorted(calls, key=lambda t: -t) or len(set(r.budget for r in plan.runs)) > 1
+    run_sweep(plan, tmp_path / "s", trainer=trainer, progress=False)  # resume: nothing to do
+    assert len(calls) == len(plan.runs)
+    frame = results_frame(list(store.records()))
+    assert (frame["status"] == "done").all() and frame["loss"].notna().all()
+    sweeps = json.loads((tmp_path / "s" / "sweeps.json").read_text())
+    assert len(sweeps) == 1 and sweeps[0]["spec"]["budgets"] == [1e11, 1e12]
+
+
+def _unwritable(tmp_path: Path) -> str:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    return str(blocker / "sweep")
+
+
+def test_cli_unwritable_output_fails_before_training(tmp_path, capsys):
+    assert main(["sweep", "--preset", "quick", "--out", _unwritable(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: output folder") and "not writable" in err
+
+
+def test_cli_dry_run_prints_the_plan(capsys, tmp_path):
+    assert main(["sweep", "--budgets", "1e11", "3e11", "--sizes-per-budget", "3",
+                 "--out", str(tmp_path / "x"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "runs over 2 budgets (budget defined by exact FLOP)" in out
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_status_json_and_table(tmp_path, capsys):
+    store = RunStore(tmp_path)
+    store.ensure_writable()
+    a = store.add({"a": 1}, plan={"budget": 1e12, "params": 1000, "tokens": 5000})
+    b = store.add({"a": 2}, plan={"budget": 1e12, "params": 2000, "tokens": 2500})
+    store.update(a, "done", result={"final_loss": 2.5})
+    store.update(b, "diverged", result={"final_loss": math.nan}, error="nan")
+    assert main(["status", str(tmp_path), "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert [set(r) for r in runs] == [{"id", "status", "budget", "params", "tokens", "loss"}] * 2
+    assert {(r["id"], r["status"], r["loss"]) for r in runs} == {(a, "done", 2.5),
+                                                                 (b, "diverged", None)}
+    assert main(["status", str(tmp_path)]) == 0
+    assert "2 runs: diverged 1, done 1" in capsys.readouterr().out
+
+
+def test_cli_status_rejects_a_non_store(tmp_path, capsys):
+    assert main(["status", str(tmp_path)]) == 2
+    assert "is not a run store" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc")
+def test_store_under_proc_is_unwritable_even_for_root(tmp_path, capsys):
+    assert main(["sweep", "--out", "/proc/scalingkit-sweep", "--budgets", "1e11"]) == 2
+    assert "not writable" in capsys.readouterr().err

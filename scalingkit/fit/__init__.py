@@ -1,0 +1,43 @@
+"""Scaling-law fitters: Chinchilla's three approaches and Kaplan's laws.
+
+Estimators (scikit-learn habit: keyword-only settings, ``fit`` returns
+``self``, fitted attributes end in ``_``, ``predict``, ``summary()``,
+``to_json()`` / ``from_json()``):
+
+=====================  ====================================================
+:class:`ParametricFit`  Approach 3, ``L(N, D) = E + A/N^alpha + B/D^beta``
+:class:`IsoFLOPFit`     Approach 2, IsoFLOP parabolas then ``N_opt = k C^a``
+:class:`EnvelopeFit`    Approach 1, lower envelope of training curves
+:class:`KaplanNFit`     ``L(N) = (N_c/N)^alpha_N``
+:class:`KaplanDFit`     ``L(D) = (D_c/D)^alpha_D``
+:class:`KaplanNDFit`    ``L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D``
+:class:`ComputeFit`     ``L(C) = a C^b + c``
+=====================  ====================================================
+
+Units: N in parameters, D in tokens, C in FLOP, L in nats/token.
+"""
+
+from scalingkit.fit._validation import NotFittedError
+from scalingkit.fit.envelope import EnvelopeFit
+from scalingkit.fit.isoflop import IsoFLOPFit, fit_isoflop, group_budgets
+from scalingkit.fit.kaplan import ComputeFit, KaplanDFit, KaplanNDFit, KaplanNFit
+from scalingkit.fit.optim import batched_lbfgs, huber
+from scalingkit.fit.parametric import (
+    ParametricFit,
+    allocation_exponents,
+    fit_parametric,
+    huber_objective,
+    initial_grid,
+)
+
+#: Every estimator, for the shared contract test and the CLI.
+ESTIMATORS = (
+    ParametricFit, IsoFLOPFit, EnvelopeFit, KaplanNFit, KaplanDFit, KaplanNDFit, ComputeFit,
+)
+
+__all__ = [
+    "ESTIMATORS", "ComputeFit", "EnvelopeFit", "IsoFLOPFit", "KaplanDFit", "KaplanNDFit",
+    "KaplanNFit", "NotFittedError", "ParametricFit", "allocation_exponents", "batched_lbfgs",
+    "fit_isoflop", "fit_parametric", "group_budgets", "huber", "huber_objective",
+    "initial_grid",
+]

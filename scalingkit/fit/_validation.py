@@ -1,0 +1,113 @@
+"""Input checks shared by every fitter.
+
+Bad input raises a :class:`ValueError` that names the offending argument, so a
+user sees "loss contains NaN or inf" rather than a traceback from deep inside
+scipy. Nothing here uses ``assert``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when a fitted attribute or method is used before ``fit``."""
+
+
+def as_positive_1d(name: str, values: object) -> np.ndarray:
+    """Return ``values`` as a 1-D float array, checking it is finite and > 0.
+
+    Parameters
+    ----------
+    name : str
+        Argument name used in error messages (``"params"``, ``"tokens"``, ...).
+    values : array_like
+        The data.
+
+    Returns
+    -------
+    numpy.ndarray
+        1-D float64 copy of ``values``.
+
+    Raises
+    ------
+    ValueError
+        If the values are not numeric, not one-dimensional, empty, contain NaN
+        or inf, or are zero or negative.
+    """
+    if values is None:
+        raise ValueError(f"{name} is required")
+    try:
+        arr = np.array(values, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric: {exc}") from None
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf")
+    if np.any(arr <= 0):
+        raise ValueError(f"{name} must be positive (found zero or negative values)")
+    return arr
+
+
+def check_data(n_params: int, **columns: object) -> dict[str, np.ndarray]:
+    """Validate several equally long positive columns for a fit.
+
+    Parameters
+    ----------
+    n_params : int
+        Number of free parameters of the model; at least ``n_params + 1``
+        points are required.
+    **columns : array_like
+        Named data columns, e.g. ``params=..., tokens=..., loss=...``.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        The validated columns, in the order given.
+    """
+    out = {name: as_positive_1d(name, values) for name, values in columns.items()}
+    lengths = {name: arr.size for name, arr in out.items()}
+    if len(set(lengths.values())) > 1:
+        detail = ", ".join(f"{k}={v}" for k, v in lengths.items())
+        raise ValueError(f"mismatched lengths: {detail}")
+    n = next(iter(lengths.values()))
+    if n < n_params + 1:
+        raise ValueError(
+            f"need at least {n_params + 1} points to fit {n_params} parameters, got {n}"
+        )
+    return out
+
+
+def check_distinct(name: str, arr: np.ndarray, minimum: int = 2) -> None:
+    """Raise ValueError if ``arr`` has fewer than ``minimum`` distinct values."""
+    n_distinct = np.unique(arr).size
+    if n_distinct < minimum:
+        raise ValueError(
+            f"{name} has {n_distinct} distinct value(s); at least {minimum} are needed "
+            f"to identify its exponent"
+        )
+
+
+def check_delta(delta: float) -> float:
+    """Validate a Huber threshold (positive, possibly ``inf`` for least squares)."""
+    try:
+        delta = float(delta)
+    except (TypeError, ValueError):
+        raise ValueError(f"huber_delta must be a number, got {delta!r}") from None
+    if not delta > 0:
+        raise ValueError(f"huber_delta must be positive, got {delta}")
+    return delta
+
+
+def check_bootstrap(n_bootstrap: int, confidence: float) -> tuple[int, float]:
+    """Validate the bootstrap settings shared by the fitters."""
+    if isinstance(n_bootstrap, bool) or int(n_bootstrap) != n_bootstrap or n_bootstrap < 0:
+        raise ValueError(f"n_bootstrap must be a non-negative integer, got {n_bootstrap!r}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
+    return int(n_bootstrap), float(confidence)

@@ -1,0 +1,168 @@
+"""Approach 1 of Hoffmann et al. (2022): the lower envelope of training curves.
+
+Each run contributes a training curve, loss against compute spent so far.
+On a common log-spaced grid of FLOP values the run with the lowest loss marks
+the best model size at that compute; power laws through those winners give
+``N_opt = k C^a`` and ``D_opt = kd C^b``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scalingkit.fit._base import BaseFit
+from scalingkit.fit._validation import as_positive_1d, check_bootstrap, check_data
+
+
+class EnvelopeFit(BaseFit):
+    """Approach 1: lower envelope of loss-vs-FLOP curves, then power laws.
+
+    Parameters
+    ----------
+    n_grid : int, default=1500
+        Number of log-spaced FLOP values at which the envelope is read (the
+        paper used 1500).
+    min_runs : int, default=2
+        Only FLOP values covered by at least this many runs enter the fit, so
+        the winner is a real comparison rather than the only curve present.
+    n_bootstrap : int, default=0
+        Bootstrap resamples of whole runs (curves) for ``ci_``.
+    confidence : float, default=0.95
+    random_state : int or None, default=None
+
+    Attributes
+    ----------
+    a_, k_ : float
+        ``N_opt = k C^a`` (C in FLOP).
+    b_, kd_ : float
+        ``D_opt = kd C^b`` from the tokens the winning run had seen.
+    flops_grid_, n_env_, d_env_, loss_env_ : numpy.ndarray
+        The envelope: FLOP, winning size, its tokens, its loss (nats/token).
+    """
+
+    _title = "N_opt, D_opt from the lower envelope of training curves (Approach 1)"
+
+    def __init__(
+        self,
+        *,
+        n_grid: int = 1500,
+        min_runs: int = 2,
+        n_bootstrap: int = 0,
+        confidence: float = 0.95,
+        random_state: int | None = None,
+    ) -> None:
+        self.n_grid = n_grid
+        self.min_runs = min_runs
+        self.n_bootstrap = n_bootstrap
+        self.confidence = confidence
+        self.random_state = random_state
+
+    def _envelope(self, data: dict[str, np.ndarray]):
+        runs = np.unique(data["run"])
+        logc_all = np.log(data["flops"])
+        grid = np.linspace(logc_all.min(), logc_all.max(), int(self.n_grid))
+        log_loss = np.full((runs.size, grid.size), np.inf)
+        log_tok = np.zeros((runs.size, grid.size))
+        sizes = np.zeros(runs.size)
+        for i, run in enumerate(runs):
+            sel = data["run"] == run
+            order = np.argsort(logc_all[sel])
+            c = logc_all[sel][order]
+            inside = (grid >= c[0]) & (grid <= c[-1])
+            log_loss[i, inside] = np.interp(grid[inside], c, np.log(data["loss"][sel][order]))
+            log_tok[i, inside] = np.interp(grid[inside], c, np.log(data["tokens"][sel][order]))
+            sizes[i] = np.exp(np.log(data["params"][sel]).mean())
+        covered = np.isfinite(log_loss).sum(axis=0) >= int(self.min_runs)
+        if covered.sum() < 2:
+            raise ValueError(
+                f"fewer than 2 FLOP values are covered by {self.min_runs} or more runs"
+            )
+        win = np.argmin(log_loss[:, covered], axis=0)
+        cols = np.flatnonzero(covered)
+        return (np.exp(grid[covered]), sizes[win], np.exp(log_tok[win, cols]),
+                np.exp(log_loss[win, cols]))
+
+    def _solve(self, data: dict[str, np.ndarray]) -> dict[str, float]:
+        c, n, d, _ = self._envelope(data)
+        if np.unique(n).size < 2:
+            raise ValueError("the envelope is won by a single model size; N_opt(C) is undefined")
+        a, logk = np.polyfit(np.log(c), np.log(n), 1)
+        b, logkd = np.polyfit(np.log(c), np.log(d), 1)
+        return {"a": a, "k": np.exp(logk), "b": b, "kd": np.exp(logkd)}
+
+    def _resample(self, data: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+        runs = np.unique(data["run"])
+        picked = rng.choice(runs, size=runs.size)
+        return np.concatenate([np.flatnonzero(data["run"] == r) for r in picked])
+
+    def fit(
+        self,
+        params: object,
+        tokens: object,
+        loss: object,
+        *,
+        flops: object = None,
+        run: object = None,
+    ) -> EnvelopeFit:
+        """Fit from training-curve points.
+
+        Parameters
+        ----------
+        params : array_like
+            Model size N (parameters) of the run each point belongs to.
+        tokens : array_like
+            Tokens seen so far at each point.
+        loss : array_like
+            Loss at each point (nats/token).
+        flops : array_like, optional
+            Compute spent so far (FLOP); default ``6 N D``.
+        run : array_like, optional
+            Run label of each point; default one run per distinct size.
+
+        Returns
+        -------
+        self
+        """
+        check_bootstrap(self.n_bootstrap, self.confidence)
+        if int(self.n_grid) < 2:
+            raise ValueError(f"n_grid must be at least 2, got {self.n_grid}")
+        if int(self.min_runs) < 1:
+            raise ValueError(f"min_runs must be at least 1, got {self.min_runs}")
+        data = check_data(2, params=params, tokens=tokens, loss=loss)
+        m = data["loss"].size
+        if flops is None:
+            data["flops"] = 6 * data["params"] * data["tokens"]
+        else:
+            data["flops"] = as_positive_1d("flops", flops)
+            if data["flops"].size != m:
+                raise ValueError(f"mismatched lengths: flops={data['flops'].size}, loss={m}")
+        labels = data["params"] if run is None else np.asarray(run)
+        if labels.shape != (m,):
+            raise ValueError(f"mismatched lengths: run={labels.size}, loss={m}")
+        data["run"] = np.unique(labels, return_inverse=True)[1]
+        counts = np.bincount(data["run"])
+        if counts.size < 2:
+            raise ValueError("need at least 2 runs (training curves), got 1")
+        if counts.min() < 2:
+            raise ValueError("every run needs at least 2 points on its training curve")
+        for r in range(counts.size):
+            if np.unique(data["params"][data["run"] == r]).size > 1:
+                raise ValueError(f"run {r} mixes several model sizes")
+        self._set_coef(self._solve(data))
+        self.flops_grid_, self.n_env_, self.d_env_, self.loss_env_ = self._envelope(data)
+        self.success_ = True
+        self.message_ = f"{counts.size} runs, {self.flops_grid_.size} envelope points"
+        self.n_points_ = m
+        self._bootstrap(data)
+        return self
+
+    def predict(self, flops: object) -> np.ndarray:
+        """Compute-optimal size N_opt (parameters) for budgets ``flops`` (FLOP)."""
+        self._check_fitted()
+        return self.k_ * as_positive_1d("flops", flops) ** self.a_
+
+    def optimal_allocation(self, flops: object) -> tuple[np.ndarray, np.ndarray]:
+        """Compute-optimal ``(N_opt, D_opt)`` for budgets ``flops`` (FLOP)."""
+        self._check_fitted()
+        c = as_positive_1d("flops", flops)
+        return self.k_ * c**self.a_, self.kd_ * c**self.b_

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "flops": "flops",
     "sweep": "sweep",
     "status": "status",
+    "fit": "fit",
 }
 
 

@@ -1,0 +1,100 @@
+"""``python -m scalingkit fit``: fit a scaling law to runs in a CSV or a run store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from scalingkit import __version__
+from scalingkit.fit import IsoFLOPFit, ParametricFit
+from scalingkit.fit.data import drop_highest_loss, load_points
+
+HELP = "Fit a scaling law (Chinchilla Approach 2 or 3) to runs in a CSV file or a run store."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="CSV with columns params, tokens, loss [, flops, budget] "
+                                  "or a run-store folder written by `sweep`")
+    p.add_argument("--approach", type=int, choices=[2, 3], default=3,
+                   help="3: L(N, D) = E + A/N^alpha + B/D^beta (default); 2: IsoFLOP parabolas")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="K",
+                   help="bootstrap resamples of the runs for 95%% intervals (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--grid", choices=["full", "small"], default="full",
+                   help="initial-value grid for approach 3 (default: the 4500-start grid)")
+    p.add_argument("--huber-delta", type=float, default=1e-3,
+                   help="Huber threshold on log-loss residuals (default 1e-3)")
+    p.add_argument("--drop-highest", type=int, default=0, metavar="K",
+                   help="drop the K runs with the highest loss first (Besiroglu et al.: 5)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--output", type=Path, default=None,
+                   help="also write the JSON to this file, with provenance in <name>.meta.json")
+
+
+def _result(args: argparse.Namespace, frame) -> dict:
+    cols = {c: frame[c].to_numpy(float) for c in ("params", "tokens", "loss")}
+    if args.approach == 3:
+        est = ParametricFit(huber_delta=args.huber_delta, grid=args.grid,
+                            n_bootstrap=args.bootstrap, random_state=args.seed)
+        est.fit(cols["params"], cols["tokens"], cols["loss"])
+        keys = ("E", "A", "B", "alpha", "beta")
+        out = {k: est.coef_[k] for k in keys}
+        out.update(objective=est.objective_, a=est.a_, b=est.b_, G=est.G_)
+        extra = {"n_converged_starts": est.n_converged_}
+    else:
+        kwargs = {}
+        if "flops" in frame:
+            kwargs["flops"] = frame["flops"].to_numpy(float)
+        if "budget" in frame:
+            kwargs["budget"] = frame["budget"].to_numpy()
+        est = IsoFLOPFit(n_bootstrap=args.bootstrap, random_state=args.seed)
+        est.fit(cols["params"], cols["tokens"], cols["loss"], **kwargs)
+        out = dict(est.coef_)
+        extra = {"budgets": est.budgets_.tolist(), "n_opt": est.n_opt_.tolist(),
+                 "a_stderr": est.a_stderr_}
+    out["ci"] = est.ci_
+    out.update(extra, success=est.success_, message=est.message_, n_points=est.n_points_,
+               approach=args.approach, estimator=est.to_dict())
+    return out
+
+
+def _git_commit() -> str | None:
+    try:
+        proc = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parent, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
+def run(args: argparse.Namespace) -> int:
+    frame = load_points(args.source)
+    if args.drop_highest:
+        frame = drop_highest_loss(frame, args.drop_highest)
+    out = _result(args, frame)
+    text = json.dumps(out, default=lambda v: v.item() if isinstance(v, np.generic) else str(v))
+    if args.output is not None:
+        args.output.write_text(text + "\n")
+        meta = {
+            "command": "python -m scalingkit " + " ".join(sys.argv[1:]),
+            "scalingkit_version": __version__,
+            "git_commit": _git_commit(),
+            "machine": f"{platform.node()} {platform.machine()} {platform.processor()} "
+                       f"Python {platform.python_version()} numpy {np.__version__}",
+            "source": str(args.source),
+        }
+        args.output.with_name(args.output.stem + ".meta.json").write_text(
+            json.dumps(meta, indent=2) + "\n")
+    if args.json:
+        print(text)
+    else:
+        print(ParametricFit.from_json(json.dumps(out["estimator"])).summary()
+              if args.approach == 3 else IsoFLOPFit.from_json(json.dumps(out["estimator"]))
+              .summary())
+    return 0

@@ -1,0 +1,594 @@
+"""Train a GPT on a token budget (or a FLOP budget) and return an honest result record.
+
+One function, :func:`train`, does a whole run: it tokenises the corpus (cached), builds
+the model, runs AdamW with warmup and a cosine or constant schedule, evaluates on
+held-out documents, checkpoints and resumes exactly, and stops cleanly with status
+``"diverged"`` when the loss goes NaN, infinite or far above its starting value.
+
+Units: tokens are training tokens (inputs predicted), losses are nats/token, bits/byte
+is the loss divided by ``ln 2`` and by the validation bytes per token, FLOP are the
+exact forward plus backward count of :func:`scalingkit.flops.training_flops_per_token`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from scalingkit import flops
+from scalingkit.data import BatchSampler, eval_windows, load_corpus
+from scalingkit.device import peak_flop_per_s, resolve_device, resolve_dtype
+from scalingkit.models import GPT, GPTConfig
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "learning_rate",
+    "tokens_for_flop_budget",
+]
+
+SCHEDULES = ("cosine", "cosine_fixed", "constant")
+_CKPT_FORMAT = 1
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (plain, JSON-serialisable types).
+
+    Parameters
+    ----------
+    model : GPTConfig
+        Model shape; ``model.vocab_size`` must match the tokenizer.
+    corpus : str, default="shakespeare"
+        ``"shakespeare"``, ``"stdlib"``, ``"markov:<k>[:<source>]"`` or a path.
+    tokenizer : str, default="byte"
+        ``"byte"`` or ``"bpe:<vocab size>"``.
+    tokens : int, default=1_000_000
+        Token budget ``D`` (tokens). The run takes ``round(tokens / (batch_size *
+        n_ctx))`` steps (at least one); the result reports the tokens actually seen.
+        Use :func:`tokens_for_flop_budget` to set it from a FLOP budget.
+    batch_size : int, default=32
+        Sequences per step.
+    lr : float, default=3e-3
+        Peak learning rate.
+    min_lr_ratio : float, default=0.1
+        Cosine schedules decay to ``lr * min_lr_ratio``.
+    warmup_tokens : int, default=0
+        Linear warmup length (tokens).
+    schedule : {"cosine", "cosine_fixed", "constant"}, default="cosine"
+        ``"cosine"`` decays to the run's own horizon (Chinchilla); ``"cosine_fixed"``
+        decays over ``horizon_tokens`` whatever the run length (a Kaplan-like fixed
+        schedule); ``"constant"`` stays at ``lr`` after warmup.
+    horizon_tokens : int or None, default=None
+        Horizon of ``"cosine_fixed"`` (tokens).
+    weight_decay : float, default=0.1
+        AdamW decoupled weight decay, applied to matrices only (not to biases and
+        LayerNorm parameters).
+    beta1, beta2 : float, default=0.9, 0.95
+        AdamW moment coefficients.
+    grad_clip : float, default=1.0
+        Clip the global gradient norm to this value; 0 disables clipping.
+    eval_every : int, default=100
+        Evaluate every this many steps (and always at the end); 0 means only at the end.
+    eval_tokens : int, default=65536
+        Validation tokens per evaluation: ``eval_tokens // n_ctx`` fixed windows.
+    log_every : int, default=10
+        Record the training loss (and check it for divergence) every this many steps.
+    seed : int, default=0
+        Seeds the initialisation and the batch sampler.
+    device : str, default="auto"
+        ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda[:i]"`` or ``"mps"``.
+    dtype : str, default="auto"
+        ``"auto"`` (bfloat16 autocast on CUDA, float32 elsewhere), ``"float32"``,
+        ``"bfloat16"`` or ``"float16"`` (autocast precision; weights stay float32).
+    compile : bool, default=False
+        Wrap the model in :func:`torch.compile`.
+    checkpoint_every : int, default=0
+        With a ``run_dir``, write a checkpoint every this many steps; 0 disables it.
+    val_fraction : float, default=0.1
+        Share of documents held out for validation.
+    divergence_factor : float, default=3.0
+        The run is declared diverged when the training loss exceeds
+        ``divergence_factor * ln(vocab_size)`` (three times a uniform guess).
+    """
+
+    model: GPTConfig
+    corpus: str = "shakespeare"
+    tokenizer: str = "byte"
+    tokens: int = 1_000_000
+    batch_size: int = 32
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    warmup_tokens: int = 0
+    schedule: str = "cosine"
+    horizon_tokens: int | None = None
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    eval_every: int = 100
+    eval_tokens: int = 65536
+    log_every: int = 10
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "auto"
+    compile: bool = False
+    checkpoint_every: int = 0
+    val_fraction: float = 0.1
+    divergence_factor: float = 3.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):
+            self.model = GPTConfig.from_dict(self.model)
+        if not isinstance(self.model, GPTConfig):
+            raise ValueError(f"model must be a GPTConfig, got {type(self.model).__name__}")
+        for name in ("tokens", "batch_size", "eval_tokens", "log_every"):
+            _check_int(name, getattr(self, name), minimum=1)
+        for name in ("warmup_tokens", "eval_every", "checkpoint_every", "seed"):
+            _check_int(name, getattr(self, name), minimum=0)
+        for name in ("lr", "divergence_factor"):
+            _check_float(name, getattr(self, name), positive=True)
+        for name in ("weight_decay", "grad_clip", "min_lr_ratio"):
+            _check_float(name, getattr(self, name), positive=False)
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)!r}")
+        if self.min_lr_ratio > 1:
+            raise ValueError(f"min_lr_ratio must be at most 1, got {self.min_lr_ratio!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; use one of {SCHEDULES}")
+        if self.schedule == "cosine_fixed":
+            if self.horizon_tokens is None:
+                raise ValueError("schedule 'cosine_fixed' needs horizon_tokens")
+            _check_int("horizon_tokens", self.horizon_tokens, minimum=1)
+        if self.eval_tokens < self.model.n_ctx:
+            raise ValueError(
+                f"eval_tokens={self.eval_tokens} is less than one window of "
+                f"n_ctx={self.model.n_ctx} tokens"
+            )
+
+    @property
+    def tokens_per_step(self) -> int:
+        """Tokens consumed per optimiser step: ``batch_size * n_ctx``."""
+        return self.batch_size * self.model.n_ctx
+
+    @property
+    def steps(self) -> int:
+        """Number of optimiser steps: ``max(1, round(tokens / tokens_per_step))``."""
+        return max(1, round(self.tokens / self.tokens_per_step))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict, with ``model`` as a nested dict."""
+        out = asdict(self)
+        out["model"] = self.model.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {sorted(unknown)}")
+        if "model" not in data:
+            raise ValueError("TrainConfig needs a 'model'")
+        return cls(**{**data, "model": GPTConfig.from_dict(dict(data["model"]))})
+
+
+def _check_int(name: str, value: Any, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_float(name: str, value: Any, *, positive: bool) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (positive and value == 0):
+        kind = "positive" if positive else "non-negative"
+        raise ValueError(f"{name} must be a {kind} finite number, got {value!r}")
+
+
+def tokens_for_flop_budget(
+    model: GPTConfig, flop_budget: float, *, convention: str = "exact"
+) -> int:
+    """Token budget ``D`` that spends ``flop_budget`` FLOP training ``model``.
+
+    Parameters
+    ----------
+    model : GPTConfig
+    flop_budget : float
+        Training compute ``C`` (FLOP).
+    convention : {"exact", "6nd"}, default="exact"
+        ``"exact"`` divides by :func:`scalingkit.flops.training_flops_per_token`;
+        ``"6nd"`` divides by ``6 N`` with Kaplan's non-embedding ``N``.
+
+    Returns
+    -------
+    int
+        Tokens (rounded to the nearest integer, at least 1).
+    """
+    if not (isinstance(flop_budget, int | float) and math.isfinite(flop_budget)
+            and flop_budget > 0):
+        raise ValueError(f"flop_budget must be a positive finite number, got {flop_budget!r}")
+    if convention == "exact":
+        per_token = flops.training_flops_per_token(model.shape)
+    elif convention == "6nd":
+        per_token = 6.0 * model.n_params_non_embedding()
+    else:
+        raise ValueError(f"convention must be 'exact' or '6nd', got {convention!r}")
+    return max(1, round(flop_budget / per_token))
+
+
+def learning_rate(config: TrainConfig, tokens_seen: float) -> float:
+    """The learning rate after ``tokens_seen`` training tokens.
+
+    Linear warmup from ``lr / warmup_steps`` to ``lr`` over ``warmup_tokens``; then
+    constant, or a half cosine from ``lr`` to ``min_lr_ratio * lr`` reached at the
+    horizon (the run's own ``tokens`` for ``"cosine"``, ``horizon_tokens`` for
+    ``"cosine_fixed"``) and held there after it.
+    """
+    lr, warm = config.lr, config.warmup_tokens
+    if tokens_seen < warm:
+        return lr * min(1.0, (tokens_seen + config.tokens_per_step) / warm)
+    if config.schedule == "constant":
+        return lr
+    horizon = config.steps * config.tokens_per_step if config.schedule == "cosine" else (
+        config.horizon_tokens
+    )
+    span = max(horizon - warm, 1)
+    progress = min(max((tokens_seen - warm) / span, 0.0), 1.0)
+    low = lr * config.min_lr_ratio
+    return low + (lr - low) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+@dataclass
+class TrainResult:
+    """What a run produced.
+
+    Attributes
+    ----------
+    status : {"done", "diverged"}
+    message : str
+        Empty when done; the reason when diverged.
+    params_total, params_non_embedding, params_with_head : int
+        ``N`` under the three conventions of :class:`scalingkit.models.GPTConfig`.
+    tokens : int
+        Training tokens actually seen, ``D`` (tokens).
+    steps : int
+        Optimiser steps taken.
+    flops_exact : float
+        ``D * training_flops_per_token(shape)`` (FLOP).
+    flops_6nd : float
+        ``6 N D`` with Kaplan's non-embedding ``N`` (FLOP).
+    final_loss : float or None
+        Validation loss at the end (nats/token); ``None`` if diverged.
+    final_bits_per_byte : float or None
+        The same in bits/byte.
+    curve : list of dict
+        Validation points: ``step``, ``tokens``, ``flops`` (exact), ``loss`` (nats/token).
+    train_curve : list of dict
+        Training-loss points (mean over the last ``log_every`` steps): ``step``,
+        ``tokens``, ``flops``, ``loss``, ``lr``.
+    wall_time_s : float
+        Total wall time, evaluation and checkpoints included (seconds).
+    tokens_per_s : float
+        Training throughput, timing only the optimiser steps (tokens/s).
+    mfu : float
+        ``tokens_per_s * flops per token / peak_flop_per_s``.
+    peak_flop_per_s : float
+        The peak used for MFU (FLOP/s) and ``peak_source`` where it came from.
+    epochs : float
+        Passes over the training split (tokens / training-split tokens).
+    device, dtype : str
+    val_bytes_per_token : float
+        Bytes per token on the validation split (1 for the byte tokenizer).
+    config : dict
+        The :class:`TrainConfig` as a dict.
+    """
+
+    status: str
+    message: str
+    params_total: int
+    params_non_embedding: int
+    params_with_head: int
+    tokens: int
+    steps: int
+    flops_exact: float
+    flops_6nd: float
+    final_loss: float | None
+    final_bits_per_byte: float | None
+    curve: list[dict] = field(default_factory=list)
+    train_curve: list[dict] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    tokens_per_s: float = 0.0
+    mfu: float = 0.0
+    peak_flop_per_s: float = 0.0
+    peak_source: str = ""
+    epochs: float = 0.0
+    device: str = ""
+    dtype: str = ""
+    val_bytes_per_token: float = 1.0
+    config: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainResult:
+        """Inverse of :meth:`to_dict`."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _optimizer(model: GPT, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    # The fused kernel is the fastest AdamW on CUDA and on CPU (one pass per tensor).
+    return torch.optim.AdamW(
+        groups, lr=config.lr, betas=(config.beta1, config.beta2), fused=device.type != "mps"
+    )
+
+
+@torch.no_grad()
+def _evaluate(model, tokens, starts, n_ctx, batch_size, device, autocast) -> float:
+    """Mean validation loss over the fixed windows (nats/token)."""
+    was_training = model.training
+    model.eval()
+    offsets = np.arange(n_ctx + 1)
+    total = torch.zeros((), device=device, dtype=torch.float64)
+    for i in range(0, len(starts), batch_size):
+        idx = starts[i : i + batch_size, None] + offsets  # (b, T + 1)
+        window = torch.from_numpy(np.asarray(tokens[idx], dtype=np.int64)).to(device)
+        with autocast():
+            loss = model.loss(window[:, :-1], window[:, 1:])
+        total += loss.double() * len(idx)
+    model.train(was_training)
+    return float(total.item() / len(starts))
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------- train
+
+
+def train(
+    config: TrainConfig,
+    *,
+    run_dir: str | Path | None = None,
+    progress: bool = True,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train ``config.model`` on ``config.corpus`` for ``config.tokens`` tokens.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    run_dir : path, default=None
+        Folder for ``config.json``, ``checkpoint.pt`` (every ``checkpoint_every``
+        steps) and ``result.json``. When a checkpoint for the same config is present,
+        training resumes exactly from it: model, optimiser moments, step, the
+        sampler's and torch's RNG states, curves and elapsed time are restored.
+    progress : bool, default=True
+        Show a tqdm progress bar.
+    callback : callable, default=None
+        Called with a dict (``step``, ``tokens``, ``train_loss``, ``val_loss`` or
+        ``None``, ``lr``) every ``log_every`` steps and at every evaluation.
+        Exceptions it raises propagate (useful to interrupt a run).
+
+    Returns
+    -------
+    TrainResult
+        With ``status="diverged"`` and a message, rather than an exception, if the
+        loss becomes NaN, infinite or exceeds ``divergence_factor * ln(vocab_size)``.
+
+    Raises
+    ------
+    ValueError
+        For an inconsistent config (vocabulary mismatch, unavailable device, a
+        checkpoint written for another config).
+    """
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    t_start = time.perf_counter()
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(config.dtype, device)
+    corpus = load_corpus(config.corpus, config.tokenizer, val_fraction=config.val_fraction)
+    mcfg = config.model
+    if mcfg.vocab_size != corpus.vocab_size:
+        raise ValueError(
+            f"model vocab_size={mcfg.vocab_size} but tokenizer {config.tokenizer!r} has "
+            f"{corpus.vocab_size} tokens"
+        )
+    n_ctx, steps, tps = mcfg.n_ctx, config.steps, config.tokens_per_step
+    if len(corpus.train) <= n_ctx or len(corpus.val) <= n_ctx:
+        raise ValueError(f"corpus {config.corpus!r} is too small for n_ctx={n_ctx}")
+
+    torch.manual_seed(config.seed)
+    model = GPT(mcfg, generator=torch.Generator().manual_seed(config.seed)).to(device)
+    optimizer = _optimizer(model, config, device)
+    sampler = BatchSampler(corpus.train, config.batch_size, n_ctx, seed=config.seed + 1)
+    starts = eval_windows(corpus.val, n_ctx, max(1, config.eval_tokens // n_ctx))
+    step_model = torch.compile(model) if config.compile else model
+    use_autocast = dtype != torch.float32
+
+    def autocast():
+        if not use_autocast:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=dtype)
+
+    flop_per_token = flops.training_flops_per_token(mcfg.shape)
+    limit = config.divergence_factor * math.log(mcfg.vocab_size)
+    cfg_dict = config.to_dict()
+    state = {"step": 0, "curve": [], "train_curve": [], "elapsed": 0.0, "train_time": 0.0}
+    ckpt_path = None
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(cfg_dict, indent=1))
+        ckpt_path = run_dir / "checkpoint.pt"
+        if ckpt_path.exists():
+            ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+            if ckpt.get("format") != _CKPT_FORMAT or json.loads(ckpt["config"]) != cfg_dict:
+                raise ValueError(
+                    f"{ckpt_path} was written for a different config; use another run_dir "
+                    "or delete the checkpoint"
+                )
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            sampler.set_state(ckpt["sampler"])
+            _set_rng_state(ckpt["rng"], device)
+            state = json.loads(ckpt["state"])
+
+    status, message = "done", ""
+    running = torch.zeros((), device=device)
+    n_running = 0
+    model.train()
+    bar = tqdm(total=steps, initial=state["step"], disable=not progress, unit="step",
+               leave=False, dynamic_ncols=True)
+    t_session = time.perf_counter()
+    train_time = 0.0
+    for step in range(state["step"], steps):
+        t0 = time.perf_counter()
+        lr = learning_rate(config, step * tps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = sampler.sample()  # (B, T) each
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast():
+            loss = _loss(step_model, x, y)
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        running += loss.detach()
+        n_running += 1
+        done = step + 1
+        last = done == steps
+        if device.type == "cuda" and (done % config.log_every == 0 or last):
+            torch.cuda.synchronize(device)
+        train_time += time.perf_counter() - t0
+        bar.update(1)
+
+        ckpt_now = (ckpt_path is not None and config.checkpoint_every > 0 and not last
+                    and done % config.checkpoint_every == 0)
+        log_now = done % config.log_every == 0 or last or ckpt_now
+        eval_now = last or (config.eval_every > 0 and done % config.eval_every == 0)
+        if not (log_now or eval_now):
+            continue
+        train_loss = float(running.item()) / n_running
+        running.zero_()
+        n_running = 0
+        point = {"step": done, "tokens": done * tps, "flops": done * tps * flop_per_token}
+        state["train_curve"].append({**point, "loss": train_loss, "lr": lr})
+        if not math.isfinite(train_loss) or train_loss > limit:
+            why = ("is not finite" if not math.isfinite(train_loss)
+                   else f"exceeds the divergence limit {limit:.3g}")
+            status = "diverged"
+            message = (f"training loss {train_loss:.4g} nats/token at step {done} "
+                       f"({done * tps} tokens, lr={lr:.3g}) {why}")
+            break
+        val_loss = None
+        if eval_now:
+            val_loss = _evaluate(model, corpus.val, starts, n_ctx, config.batch_size,
+                                 device, autocast)
+            if not math.isfinite(val_loss):
+                status, message = "diverged", f"validation loss is {val_loss} at step {done}"
+                break
+            state["curve"].append({**point, "loss": val_loss})
+            bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}")
+        if callback is not None:
+            callback({"step": done, "tokens": done * tps, "train_loss": train_loss,
+                      "val_loss": val_loss, "lr": lr})
+        if ckpt_now:
+            now = time.perf_counter()
+            state.update(step=done, elapsed=state["elapsed"] + now - t_session,
+                         train_time=state["train_time"] + train_time)
+            t_session, train_time = now, 0.0
+            _save_checkpoint(ckpt_path, {
+                "format": _CKPT_FORMAT, "config": json.dumps(cfg_dict),
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "sampler": sampler.state(), "rng": _rng_state(device),
+                "state": json.dumps(state),
+            })
+    bar.close()
+
+    steps_done = state["train_curve"][-1]["step"] if state["train_curve"] else state["step"]
+    tokens = steps_done * tps
+    total_train_time = state["train_time"] + train_time
+    wall = state["elapsed"] + time.perf_counter() - t_session
+    if state["step"] == 0:
+        wall += t_session - t_start  # count setup time once, in the first session
+    tok_per_s = tokens / total_train_time if total_train_time > 0 else 0.0
+    peak, peak_source = peak_flop_per_s(device, dtype)
+    final = state["curve"][-1]["loss"] if status == "done" and state["curve"] else None
+    result = TrainResult(
+        status=status,
+        message=message,
+        params_total=mcfg.n_params(),
+        params_non_embedding=mcfg.n_params_non_embedding(),
+        params_with_head=mcfg.n_params_with_head(),
+        tokens=tokens,
+        steps=steps_done,
+        flops_exact=flop_per_token * tokens,
+        flops_6nd=6.0 * mcfg.n_params_non_embedding() * tokens,
+        final_loss=final,
+        final_bits_per_byte=None if final is None else corpus.bits_per_byte(final),
+        curve=state["curve"],
+        train_curve=state["train_curve"],
+        wall_time_s=wall,
+        tokens_per_s=tok_per_s,
+        mfu=tok_per_s * flop_per_token / peak,
+        peak_flop_per_s=peak,
+        peak_source=peak_source,
+        epochs=tokens / len(corpus.train),
+        device=str(device),
+        dtype=str(dtype).removeprefix("torch."),
+        val_bytes_per_token=corpus.val_bytes_per_token,
+        config=cfg_dict,
+    )
+    if run_dir is not None:
+        (run_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=1))
+    return result
+
+
+def _loss(module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy (nats/token) through ``module.forward`` (compiled or not)."""
+    logits = module(x)  # (B, T, V)
+    return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten())

@@ -7,31 +7,20 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
+
+from scalingkit import book
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def toc_files() -> list[str]:
     """Every document listed in ``_toc.yml`` (root first), as paths without suffix."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc.get("parts", []):
-        for chapter in part.get("chapters", []):
-            files.append(chapter["file"])
-            files.extend(s["file"] for s in chapter.get("sections", []))
-    return files
+    return book.toc_documents(ROOT)
 
 
 def chapter_files() -> list[Path]:
     """The executable chapters: toc documents that carry a jupytext kernel header."""
-    out = []
-    for name in toc_files():
-        path = ROOT / f"{name}.md"
-        text = path.read_text() if path.exists() else ""
-        if text.startswith("---") and "kernelspec:" in text.split("---", 2)[1]:
-            out.append(path)
-    return out
+    return book.chapter_paths(ROOT)
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +44,12 @@ def book_build(tmp_path_factory) -> tuple[Path, str]:
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"book build failed:\n{log[-8000:]}"
     return out / "_build" / "html", log
+
+
+@pytest.fixture(scope="session")
+def exported_notebooks(tmp_path_factory) -> Path:
+    """The chapters exported once with ``python -m scalingkit notebooks``."""
+    out = tmp_path_factory.mktemp("notebooks")
+    subprocess.run(["python", "-m", "scalingkit", "notebooks", "--out", str(out)],
+                   check=True, capture_output=True, cwd=ROOT)
+    return out

@@ -1,23 +1,40 @@
-"""The book builds with warnings as errors, and every chapter executes under nbval."""
+"""The book builds with warnings as errors, its pages hold what readers need, and
+every chapter, exported as a course notebook, executes under nbval."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
-import jupytext
 import pytest
 from bs4 import BeautifulSoup
 from conftest import ROOT, chapter_files, toc_files
 
+from scalingkit import book
+
 pytestmark = pytest.mark.slow
+
+
+def _soup(path: Path) -> BeautifulSoup:
+    return BeautifulSoup(path.read_text(), "html.parser")
 
 
 def test_toc_lists_existing_documents():
     for name in toc_files():
         assert (ROOT / f"{name}.md").exists() or (ROOT / f"{name}.ipynb").exists(), name
+
+
+def test_build_is_clean(book_build):
+    _, log = book_build
+    # Sphinx writes "file:line: WARNING: ..."; the Jupyter kernel's own log lines
+    # ("[IPKernelApp] WARNING | ...") are not build warnings.
+    sphinx_warnings = [line for line in log.splitlines() if "WARNING:" in line]
+    assert not sphinx_warnings, sphinx_warnings[:10]
+    assert "build succeeded" in log
 
 
 def test_every_chapter_page_is_built(book_build):
@@ -26,37 +43,77 @@ def test_every_chapter_page_is_built(book_build):
         assert (html / f"{name}.html").exists(), f"missing page for {name}"
 
 
-def test_chapters_have_a_figure(book_build):
+def test_chapters_have_numbered_captioned_figures(book_build):
     html, _ = book_build
     for path in chapter_files():
-        page = html / path.relative_to(ROOT).with_suffix(".html")
-        soup = BeautifulSoup(page.read_text(), "html.parser")
-        assert soup.find("img") is not None, f"{page.name} has no figure"
+        soup = _soup(html / path.relative_to(ROOT).with_suffix(".html"))
+        figures = soup.select("figure")
+        assert figures, f"{path.name} has no figure"
+        caption = figures[0].find("figcaption")
+        assert caption is not None and "Fig." in caption.get_text(), path.name
+        assert figures[0].find("img") is not None
+
+
+def test_chapters_open_with_goals_and_close_with_exercises():
+    for path in chapter_files():
+        text = path.read_text()
+        assert "Learning goals" in text, path.name
+        assert "## Exercises" in text, path.name
+        assert "hide-cell" in text or ":class: dropdown" in text, f"{path.name}: no solutions"
+        assert "QUICK = True" in text, f"{path.name}: no QUICK switch"
+
+
+def test_internal_links_resolve(book_build):
+    html, _ = book_build
+    pages = sorted(html.rglob("*.html"))
+    ids = {p: {t["id"] for t in _soup(p).find_all(id=True)} for p in pages}
+    broken = []
+    for page in pages:
+        for a in _soup(page).find_all("a", href=True):
+            url = urlparse(a["href"])
+            if url.scheme or url.netloc or a["href"].startswith("mailto:"):
+                continue
+            target = (page.parent / unquote(url.path)).resolve() if url.path else page
+            if not target.exists():
+                broken.append(f"{page.name} -> {a['href']}")
+            elif url.fragment and target.suffix == ".html" and url.fragment not in ids.get(
+                target, {t["id"] for t in _soup(target).find_all(id=True)}
+            ):
+                broken.append(f"{page.name} -> {a['href']} (no anchor)")
+    assert not broken, broken[:20]
 
 
 def test_bibliography_is_rendered(book_build):
     html, _ = book_build
-    soup = BeautifulSoup((html / "book" / "bibliography.html").read_text(), "html.parser")
-    entries = soup.select("div.citation, dl.citation > dt, .bibliography li, dl.bibliography dt")
-    assert len(entries) >= 4
+    soup = _soup(html / "book" / "bibliography.html")
+    assert len(soup.select("div.citation")) >= 4
+
+
+def test_exported_notebooks_are_clean(exported_notebooks):
+    url = book.repository_url(ROOT)
+    names = sorted(p.stem for p in exported_notebooks.glob("*.ipynb"))
+    assert names == sorted(p.stem for p in chapter_files())
+    for path in exported_notebooks.glob("*.ipynb"):
+        nb = json.loads(path.read_text())
+        first = "".join(nb["cells"][0]["source"])
+        assert f"git+{url}" in first and "find_spec" in first
+        for cell in nb["cells"]:
+            assert not cell.get("outputs"), f"{path.name} has stored outputs"
+    assert (exported_notebooks / "data").is_dir()
 
 
 @pytest.mark.parametrize("chapter", chapter_files(), ids=lambda p: p.stem)
-def test_chapter_executes_under_nbval(chapter: Path, tmp_path: Path):
-    """Convert the MyST chapter to .ipynb and run it with ``pytest --nbval-lax``.
+def test_chapter_executes_under_nbval(chapter: Path, exported_notebooks: Path):
+    """Run the exported course notebook with ``pytest --nbval-lax``.
 
-    The notebook is written next to a link to ``book/data`` so that relative
-    paths resolve exactly as they do in the book build.
+    The kernel's working folder is the export folder, which holds a copy of
+    ``book/data``, so relative paths resolve as they do in the book build.
     """
-    work = tmp_path / "book"
-    work.mkdir()
-    (work / "data").symlink_to(ROOT / "book" / "data")
-    notebook = work / f"{chapter.stem}.ipynb"
-    jupytext.write(jupytext.read(chapter), notebook)
+    notebook = exported_notebooks / f"{chapter.stem}.ipynb"
     env = dict(os.environ, MPLBACKEND="Agg")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
-         "--rootdir", str(tmp_path), str(notebook)],
-        capture_output=True, text=True, cwd=tmp_path, env=env,
+         "--rootdir", str(exported_notebooks), str(notebook)],
+        capture_output=True, text=True, cwd=exported_notebooks, env=env,
     )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]

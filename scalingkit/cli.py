@@ -16,6 +16,7 @@ from scalingkit import __version__
 #: Subcommand name -> module under ``scalingkit.commands``.
 COMMANDS: dict[str, str] = {
     "flops": "flops",
+    "notebooks": "notebooks",
     "sweep": "sweep",
     "status": "status",
     "fit": "fit",

@@ -52,8 +52,8 @@ def sequential(grid: np.ndarray, logs: tuple[np.ndarray, ...], delta: float = 1e
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sequential-starts", type=int, default=900,
-                        help="starts timed in the sequential loop (default 900 of 4500)")
+    parser.add_argument("--sequential-starts", type=int, default=500,
+                        help="starts timed in the sequential loop (default 500 of 4500)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 

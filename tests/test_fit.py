@@ -26,12 +26,15 @@ from scalingkit.fit import (
     allocation_exponents,
 )
 from scalingkit.fit.data import drop_highest_loss
+from scalingkit.fit.published import (
+    BESIROGLU_2024_CI,
+    BESIROGLU_2024_OBJECTIVE,
+    HOFFMANN_2022,
+)
 from scalingkit.fit.simulate import isoflop_sweep, random_runs, training_curves
 
 DATA = Path(__file__).resolve().parents[1] / "book" / "data"
 TRUE = {"E": 1.82, "A": 482.0, "B": 2085.4, "alpha": 0.3478, "beta": 0.3658}
-BESIROGLU_CI = {"E": (1.769, 1.871), "A": (285.2, 743.6), "B": (1042.4, 5810.3),
-                "alpha": (0.317, 0.373), "beta": (0.331, 0.415)}
 
 
 def _runs(n=60, noise=0.002, seed=0):
@@ -280,11 +283,11 @@ def test_chinchilla_replication_inside_besiroglu_intervals(chinchilla):
     fit = ParametricFit(grid="small").fit(chinchilla["params"], chinchilla["tokens"],
                                           chinchilla["loss"])
     assert fit.success_
-    assert fit.objective_ <= 1.0183e-3
-    for name, (lo, hi) in BESIROGLU_CI.items():
+    assert fit.objective_ <= BESIROGLU_2024_OBJECTIVE
+    for name, (lo, hi) in BESIROGLU_2024_CI.items():
         assert lo <= fit.coef_[name] <= hi, name
     # Hoffmann's published parameters fit these points much worse.
-    hoffmann = ParametricFit.from_coefficients(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+    hoffmann = ParametricFit.from_coefficients(**HOFFMANN_2022)
     args = (chinchilla["params"], chinchilla["tokens"], chinchilla["loss"])
     assert hoffmann.objective(*args) > 3 * fit.objective_
 

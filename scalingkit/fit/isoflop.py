@@ -76,6 +76,8 @@ class IsoFLOPFit(BaseFit):
         Vertex of each profile: size, tokens, loss (nats/token).
     curvature_ : numpy.ndarray
         Second-order coefficient of each parabola (nats/token per (ln N)^2).
+    log_n_range_ : numpy.ndarray, shape (n_budgets, 2)
+        Smallest and largest ``ln N`` sampled at each budget.
     a_stderr_ : float or None
         Ordinary least-squares standard error of ``a`` (None for 2 budgets).
     ci_ : dict or None
@@ -177,6 +179,7 @@ class IsoFLOPFit(BaseFit):
         self._set_coef(self._solve(data))
         self.budgets_, self.n_opt_, self.loss_opt_, self.curvature_ = prof[:, :4].T
         self.d_opt_ = self.budgets_ / (6 * self.n_opt_)
+        self.log_n_range_ = prof[:, 4:6].copy()
         outside = (np.log(self.n_opt_) < prof[:, 4]) | (np.log(self.n_opt_) > prof[:, 5])
         if outside.any():
             warnings.warn(
@@ -196,6 +199,26 @@ class IsoFLOPFit(BaseFit):
         self.n_points_ = int(data["loss"].size)
         self._bootstrap(data)
         return self
+
+    def parabolas(self, n_points: int = 50) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+        """Each budget's fitted parabola over its sampled sizes, for plotting.
+
+        Returns
+        -------
+        dict
+            Budget (FLOP) -> ``(params_grid, loss_grid)`` (parameters, nats/token).
+        """
+        self._check_fitted()
+        if not hasattr(self, "log_n_range_"):
+            raise ValueError("parabolas are not stored in a fit restored from JSON; refit")
+        out = {}
+        for c, n_opt, l_opt, c2, (lo, hi) in zip(
+            self.budgets_, self.n_opt_, self.loss_opt_, self.curvature_, self.log_n_range_,
+            strict=True,
+        ):
+            x = np.linspace(lo, hi, n_points)
+            out[float(c)] = (np.exp(x), l_opt + c2 * (x - np.log(n_opt)) ** 2)
+        return out
 
     def predict(self, flops: object) -> np.ndarray:
         """Compute-optimal size N_opt (parameters) for budgets ``flops`` (FLOP)."""

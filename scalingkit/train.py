@@ -37,6 +37,7 @@ __all__ = [
     "train",
     "learning_rate",
     "tokens_for_flop_budget",
+    "load_model",
 ]
 
 SCHEDULES = ("cosine", "cosine_fixed", "constant")
@@ -102,6 +103,11 @@ class TrainConfig:
     divergence_factor : float, default=3.0
         The run is declared diverged when the training loss exceeds
         ``divergence_factor * ln(vocab_size)`` (three times a uniform guess).
+    train_tokens_limit : int or None, default=None
+        Train on the first this many tokens of the training split only, cycling over
+        them (nested subsets of the data, as for Kaplan's ``L(D)``); ``None`` uses the
+        whole split. Left out of :meth:`to_dict` when ``None``, so the run ids of
+        configs that do not use it are unchanged.
     """
 
     model: GPTConfig
@@ -128,6 +134,7 @@ class TrainConfig:
     checkpoint_every: int = 0
     val_fraction: float = 0.1
     divergence_factor: float = 3.0
+    train_tokens_limit: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
@@ -153,6 +160,9 @@ class TrainConfig:
             if self.horizon_tokens is None:
                 raise ValueError("schedule 'cosine_fixed' needs horizon_tokens")
             _check_int("horizon_tokens", self.horizon_tokens, minimum=1)
+        if self.train_tokens_limit is not None:
+            _check_int("train_tokens_limit", self.train_tokens_limit,
+                       minimum=self.model.n_ctx + 1)
         if self.eval_tokens < self.model.n_ctx:
             raise ValueError(
                 f"eval_tokens={self.eval_tokens} is less than one window of "
@@ -173,6 +183,8 @@ class TrainConfig:
         """Plain JSON-serialisable dict, with ``model`` as a nested dict."""
         out = asdict(self)
         out["model"] = self.model.to_dict()
+        if out["train_tokens_limit"] is None:
+            del out["train_tokens_limit"]
         return out
 
     @classmethod
@@ -275,6 +287,10 @@ class TrainResult:
         Validation loss at the end (nats/token); ``None`` if diverged.
     final_bits_per_byte : float or None
         The same in bits/byte.
+    best_loss : float or None
+        Lowest validation loss on ``curve`` (nats/token): the early-stopping loss.
+    best_tokens : int or None
+        Training tokens seen at that point (tokens).
     curve : list of dict
         Validation points: ``step``, ``tokens``, ``flops`` (exact), ``loss`` (nats/token).
     train_curve : list of dict
@@ -289,7 +305,8 @@ class TrainResult:
     peak_flop_per_s : float
         The peak used for MFU (FLOP/s) and ``peak_source`` where it came from.
     epochs : float
-        Passes over the training split (tokens / training-split tokens).
+        Passes over the training tokens used (the split, or its first
+        ``train_tokens_limit`` tokens).
     device, dtype : str
     val_bytes_per_token : float
         Bytes per token on the validation split (1 for the byte tokenizer).
@@ -308,6 +325,8 @@ class TrainResult:
     flops_6nd: float
     final_loss: float | None
     final_bits_per_byte: float | None
+    best_loss: float | None = None
+    best_tokens: int | None = None
     curve: list[dict] = field(default_factory=list)
     train_curve: list[dict] = field(default_factory=list)
     wall_time_s: float = 0.0
@@ -393,6 +412,7 @@ def train(
     run_dir: str | Path | None = None,
     progress: bool = True,
     callback: Callable[[dict[str, Any]], None] | None = None,
+    save_model: bool = True,
 ) -> TrainResult:
     """Train ``config.model`` on ``config.corpus`` for ``config.tokens`` tokens.
 
@@ -410,6 +430,9 @@ def train(
         Called with a dict (``step``, ``tokens``, ``train_loss``, ``val_loss`` or
         ``None``, ``lr``) every ``log_every`` steps and at every evaluation.
         Exceptions it raises propagate (useful to interrupt a run).
+    save_model : bool, default=True
+        With a ``run_dir``, save the final weights to ``run_dir/model.pt`` (read them
+        back with :func:`load_model`).
 
     Returns
     -------
@@ -438,11 +461,19 @@ def train(
     n_ctx, steps, tps = mcfg.n_ctx, config.steps, config.tokens_per_step
     if len(corpus.train) <= n_ctx or len(corpus.val) <= n_ctx:
         raise ValueError(f"corpus {config.corpus!r} is too small for n_ctx={n_ctx}")
+    train_tokens = corpus.train
+    if config.train_tokens_limit is not None:
+        if config.train_tokens_limit > len(corpus.train):
+            raise ValueError(
+                f"train_tokens_limit={config.train_tokens_limit} exceeds the "
+                f"{len(corpus.train)} training tokens of corpus {config.corpus!r}"
+            )
+        train_tokens = corpus.train[: config.train_tokens_limit]
 
     torch.manual_seed(config.seed)
     model = GPT(mcfg, generator=torch.Generator().manual_seed(config.seed)).to(device)
     optimizer = _optimizer(model, config, device)
-    sampler = BatchSampler(corpus.train, config.batch_size, n_ctx, seed=config.seed + 1)
+    sampler = BatchSampler(train_tokens, config.batch_size, n_ctx, seed=config.seed + 1)
     starts = eval_windows(corpus.val, n_ctx, max(1, config.eval_tokens // n_ctx))
     step_model = torch.compile(model) if config.compile else model
     use_autocast = dtype != torch.float32
@@ -558,6 +589,7 @@ def train(
     tok_per_s = tokens / total_train_time if total_train_time > 0 else 0.0
     peak, peak_source = peak_flop_per_s(device, dtype)
     final = state["curve"][-1]["loss"] if status == "done" and state["curve"] else None
+    best = min(state["curve"], key=lambda p: p["loss"]) if final is not None else None
     result = TrainResult(
         status=status,
         message=message,
@@ -570,6 +602,8 @@ def train(
         flops_6nd=6.0 * mcfg.n_params_non_embedding() * tokens,
         final_loss=final,
         final_bits_per_byte=None if final is None else corpus.bits_per_byte(final),
+        best_loss=None if best is None else best["loss"],
+        best_tokens=None if best is None else best["tokens"],
         curve=state["curve"],
         train_curve=state["train_curve"],
         wall_time_s=wall,
@@ -577,15 +611,29 @@ def train(
         mfu=tok_per_s * flop_per_token / peak,
         peak_flop_per_s=peak,
         peak_source=peak_source,
-        epochs=tokens / len(corpus.train),
+        epochs=tokens / len(train_tokens),
         device=str(device),
         dtype=str(dtype).removeprefix("torch."),
         val_bytes_per_token=corpus.val_bytes_per_token,
         config=cfg_dict,
     )
     if run_dir is not None:
+        if save_model and status == "done":
+            _save_checkpoint(run_dir / "model.pt", {"model_config": json.dumps(mcfg.to_dict()),
+                                                    "model": model.state_dict()})
         (run_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=1))
     return result
+
+
+def load_model(run_dir: str | Path, device: str = "cpu") -> GPT:
+    """The trained model that :func:`train` saved in ``run_dir/model.pt``, in eval mode."""
+    path = Path(run_dir) / "model.pt"
+    if not path.exists():
+        raise ValueError(f"{path} does not exist; train with run_dir and save_model=True")
+    payload = torch.load(path, map_location=resolve_device(device), weights_only=True)
+    model = GPT(GPTConfig.from_dict(json.loads(payload["model_config"])))
+    model.load_state_dict(payload["model"])
+    return model.to(resolve_device(device)).eval()
 
 
 def _loss(module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

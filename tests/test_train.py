@@ -196,3 +196,49 @@ def test_auto_device_and_dtype():
     assert resolve_dtype("auto", torch.device("cuda")) == torch.bfloat16
     with pytest.raises(ValueError, match="unknown dtype"):
         resolve_dtype("fp12", dev)
+
+
+# ------------------------------------------- nested data subsets and early stopping
+
+
+def test_train_tokens_limit_cycles_over_a_subset_and_overfits_it():
+    limit = 100  # a few windows of n_ctx=32: the model memorises them
+    full = train(config(tokens=60 * 8 * 32, eval_every=10, lr=1e-2), progress=False)
+    small = train(config(tokens=60 * 8 * 32, eval_every=10, lr=1e-2, train_tokens_limit=limit),
+                  progress=False)
+    assert small.epochs == pytest.approx(small.tokens / limit)
+    assert full.epochs < 1
+    # Training on 100 tokens: training loss far below validation loss; not so on all.
+    gap_small = small.final_loss - small.train_curve[-1]["loss"]
+    gap_full = full.final_loss - full.train_curve[-1]["loss"]
+    assert gap_small > 1.0 > gap_full
+
+
+def test_best_loss_is_the_lowest_point_of_the_validation_curve():
+    result = train(config(tokens=60 * 8 * 32, eval_every=5, lr=1e-2, train_tokens_limit=100),
+                   progress=False)
+    best = min(result.curve, key=lambda p: p["loss"])
+    assert result.best_loss == best["loss"] and result.best_tokens == best["tokens"]
+    assert result.best_loss < result.final_loss  # it overfitted after the best point
+
+
+def test_train_tokens_limit_round_trips_and_is_absent_when_unset():
+    assert "train_tokens_limit" not in config().to_dict()
+    cfg = config(train_tokens_limit=1000)
+    data = json.loads(json.dumps(cfg.to_dict()))
+    assert data["train_tokens_limit"] == 1000
+    assert TrainConfig.from_dict(data) == cfg
+
+
+@pytest.mark.parametrize("limit, match", [
+    (32, "train_tokens_limit must be an integer >= 33"),
+    (1.5e3, "train_tokens_limit must be an integer"),
+])
+def test_bad_train_tokens_limit_raises(limit, match):
+    with pytest.raises(ValueError, match=match):
+        config(train_tokens_limit=limit)
+
+
+def test_train_tokens_limit_beyond_the_corpus_raises():
+    with pytest.raises(ValueError, match="exceeds the .* training tokens"):
+        train(config(train_tokens_limit=10**9), progress=False)

@@ -309,7 +309,11 @@ class RunStore:
         return [r.id for r in self.records() if not r.is_final]
 
     def export(self, dest: str | os.PathLike) -> int:
-        """Copy the store without checkpoints or temporary files (for committing).
+        """Copy the store's records and sweep log, without checkpoints (for committing).
+
+        Only ``store.json``, ``sweeps.json`` and each ``runs/<id>/record.json``
+        are copied; checkpoints, temporary files and the trainer's own
+        ``config.json``/``result.json`` (duplicated in the record) are not.
 
         Returns
         -------
@@ -319,7 +323,9 @@ class RunStore:
         dest = Path(dest)
         n = 0
         (dest / "runs").mkdir(parents=True, exist_ok=True)
-        shutil.copy2(self.root / "store.json", dest / "store.json")
+        for name in ("store.json", "sweeps.json"):
+            if (self.root / name).exists():
+                shutil.copy2(self.root / name, dest / name)
         for run_id in self.ids():
             (dest / "runs" / run_id).mkdir(exist_ok=True)
             shutil.copy2(self._record_path(run_id), dest / "runs" / run_id / "record.json")

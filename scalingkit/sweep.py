@@ -5,9 +5,9 @@ around a centre guess ``N_c = g * C**a`` (by default ``a = 0.5`` and ``g`` such
 that ``D / N = 20`` under ``C = 6 N D``, the Chinchilla optimum), turns each
 target into a concrete shape from the model ladder
 (:func:`scalingkit.models.shape_for_params`), and gives it the token budget
-``D = C / (FLOP per token)``. Configs outside the stated bounds (too few
-optimizer steps, too many passes over the corpus, a ladder shape already taken)
-are dropped, each with its reason.
+``D = C / (FLOP per token)``, rounded to whole optimizer steps. Configs
+outside the stated bounds (too few optimizer steps, too many passes over the
+corpus, a ladder shape already taken) are dropped, each with its reason.
 
 Which FLOP count defines the budget is a choice, ``budget_flops``:
 
@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -70,6 +72,11 @@ class SweepSpec:
         Which FLOP count defines the budget (see the module docstring).
     n_ctx : int, default=128
         Context length (tokens).
+    head_dim, aspect_ratio : int, float, default=16, 32.0
+        Model ladder settings (:func:`scalingkit.models.shape_for_params`):
+        ``d_model`` is a multiple of ``head_dim`` and ``d_model / n_layer``
+        stays near ``aspect_ratio``. Heads of 16 features give a ladder about
+        twice as fine as 32 at these small sizes.
     corpus, tokenizer : str, default="shakespeare", "byte"
         Training data (see :func:`scalingkit.data.load_corpus`).
     corpus_tokens : int, default=None
@@ -105,6 +112,8 @@ class SweepSpec:
     centre_exponent: float = 0.5
     budget_flops: Literal["exact", "6nd"] = "exact"
     n_ctx: int = 128
+    head_dim: int = 16
+    aspect_ratio: float = 32.0
     corpus: str = "shakespeare"
     tokenizer: str = "byte"
     corpus_tokens: int | None = None
@@ -132,12 +141,13 @@ class SweepSpec:
             raise ValueError(f"span must be > 1 with several sizes per budget, got {self.span!r}")
         if self.budget_flops not in ("exact", "6nd"):
             raise ValueError(f"budget_flops must be 'exact' or '6nd', got {self.budget_flops!r}")
-        for name in ("centre_coef", "centre_exponent", "lr", "max_epochs", "min_params",
-                     "max_params"):
+        for name in ("centre_coef", "centre_exponent", "aspect_ratio", "lr", "max_epochs",
+                     "min_params", "max_params"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-        for name in ("n_ctx", "batch_size", "evals_per_run", "eval_tokens", "min_steps"):
+        for name in ("n_ctx", "head_dim", "batch_size", "evals_per_run", "eval_tokens",
+                     "min_steps"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -172,7 +182,9 @@ class PlannedRun:
     tokens : int
         Training tokens ``D``.
     flops_exact, flops_6nd : float
-        Training compute by the exact count and by ``6 N D`` (FLOP).
+        Training compute by the exact count and by ``6 N D`` with ``N`` the
+        total parameter count (FLOP). (The trainer's own result reports
+        ``6 N D`` with Kaplan's non-embedding ``N``.)
     steps : int
         Optimizer steps.
     epochs : float
@@ -299,8 +311,9 @@ def _candidate(
         return f"{n:,} params outside [{spec.min_params:.3g}, {spec.max_params:.3g}]"
     fpt_exact = flops.training_flops_per_token(model.shape)
     fpt = fpt_exact if spec.budget_flops == "exact" else 6.0 * n
-    tokens = int(round(budget / fpt))
-    steps = math.ceil(tokens / (spec.batch_size * spec.n_ctx))
+    tokens_per_step = spec.batch_size * spec.n_ctx
+    steps = int(round(budget / fpt / tokens_per_step))  # whole steps: the run sees all D
+    tokens = steps * tokens_per_step
     if steps < spec.min_steps:
         return f"only {steps} optimizer steps (< min_steps={spec.min_steps})"
     epochs = tokens / corpus_tokens
@@ -336,7 +349,8 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
         seen: dict[GPTConfig, int] = {}
         for i, target in enumerate(spec.targets(budget)):
             model = shape_for_params(float(target), n_ctx=spec.n_ctx, vocab_size=vocab,
-                                     count="total")
+                                     count="total", head_dim=spec.head_dim,
+                                     aspect_ratio=spec.aspect_ratio)
             if model in seen:
                 reason = (f"ladder gives the same shape as size {seen[model]} "
                           f"({model.n_params():,} params)")
@@ -355,12 +369,14 @@ def preset(name: str, **overrides: Any) -> SweepSpec:
     """A named sweep, optionally with some fields replaced.
 
     ``quick``
-        3 budgets (3e10 to 3e11 FLOP) x 3 sizes: a smoke test of the whole
-        pipeline, under 10 minutes on 2 CPU cores.
+        3 budgets (3e10 to 3e11 FLOP) x 3 sizes (7 distinct shapes after the
+        ladder's rounding): a smoke test of the whole pipeline, a few minutes
+        on 2 CPU cores.
     ``reference``
-        The sweep the book's IsoFLOP chapter reads: 5 budgets over 1.5 decades
-        x 7 sizes each, sized to take about 2 hours on 2 CPU cores (see the
-        chapter for the measured throughput behind that estimate).
+        The sweep the book's IsoFLOP chapter reads: 5 budgets from 1e12 to
+        3.2e13 FLOP (1.5 decades) x 7 sizes spanning a factor 16, horizon-matched
+        cosine schedule, Shakespeare bytes. About 3.8e14 training FLOP: about
+        2 hours at the 50 GFLOP/s that 2 idle cores sustain on these shapes.
 
     Parameters
     ----------
@@ -369,11 +385,11 @@ def preset(name: str, **overrides: Any) -> SweepSpec:
         :class:`SweepSpec` fields to replace (``budgets``, ``sizes_per_budget``...).
     """
     if name == "quick":
-        spec = SweepSpec(budgets=(3e10, 1e11, 3e11), sizes_per_budget=3, span=6.0,
-                         batch_size=16, evals_per_run=10, eval_tokens=16384, min_steps=20)
+        spec = SweepSpec(budgets=(3e10, 1e11, 3e11), sizes_per_budget=3, span=8.0,
+                         evals_per_run=10, eval_tokens=8192, min_steps=20)
     elif name == "reference":
-        spec = SweepSpec(budgets=tuple(np.geomspace(3e11, 1e13, 5)), sizes_per_budget=7,
-                         span=16.0, batch_size=32, evals_per_run=20, eval_tokens=32768)
+        spec = SweepSpec(budgets=tuple(float(f"{c:.3g}") for c in np.geomspace(1e12, 3.2e13, 5)),
+                         sizes_per_budget=7, span=16.0)
     else:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return replace(spec, **overrides) if overrides else spec
@@ -423,7 +439,8 @@ def results_frame(records: Sequence[Any]) -> pd.DataFrame:
 
 def run_sweep(
     plan: SweepPlan, out: str | Any, *, executor: str = "sequential", workers: int | None = None,
-    progress: bool = True, trainer: Any = None, **executor_options: Any,
+    progress: bool = True, trainer: Any = None, command: str | None = None,
+    **executor_options: Any,
 ) -> Any:
     """Store a plan's runs under ``out`` and train the ones not yet finished.
 
@@ -444,6 +461,8 @@ def run_sweep(
     trainer : str or callable, optional
         Override the trainer (``"module:function"``); default
         :func:`scalingkit.executors.train_from_dict`.
+    command : str, optional
+        The command line that started the sweep, kept in its provenance.
     **executor_options
         Passed to the executor (for Slurm: ``timeout_min``, ``slurm_partition``...).
 
@@ -462,14 +481,58 @@ def run_sweep(
     ids = add_to_store(plan, store)
     sweeps_file = store.root / "sweeps.json"
     history = json.loads(sweeps_file.read_text()) if sweeps_file.exists() else []
-    entry = {"spec": _spec_dict(plan.spec), "runs": ids,
-             "dropped": [vars(d) for d in plan.dropped]}
-    if entry not in history:
-        atomic_write_json(sweeps_file, [*history, entry])
     order = sorted(range(len(ids)), key=lambda j: -plan.runs[j].flops_exact)
     pending = [ids[j] for j in order if not store.get(ids[j]).is_final]
+    entry = {"spec": _spec_dict(plan.spec), "runs": ids, "pending_at_start": len(pending),
+             "dropped": [vars(d) for d in plan.dropped], "executor": executor,
+             "provenance": provenance(command), "started": time.time()}
+    atomic_write_json(sweeps_file, [*history, entry])  # one entry per invocation
     runner.run(store, pending)
     return store
+
+
+def provenance(command: str | None = None) -> dict:
+    """Where a result came from: command, package version, git commit, machine.
+
+    Returns
+    -------
+    dict
+        ``command``, ``version``, ``git_commit`` (None outside a git checkout),
+        ``git_dirty`` (uncommitted changes to tracked files), ``python``,
+        ``torch``, ``platform``, ``cpu``, ``cores`` and ``torch_threads``.
+    """
+    import platform
+    import subprocess
+
+    import torch
+
+    from scalingkit import __version__
+    from scalingkit.executors import available_cores
+
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                                 timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
+                 if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "command": command, "version": __version__, "git_commit": git("rev-parse", "HEAD"),
+        "git_dirty": None if status is None else bool(status),
+        "python": platform.python_version(), "torch": torch.__version__,
+        "platform": platform.platform(), "cpu": cpu, "cores": available_cores(),
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def _spec_dict(spec: SweepSpec) -> dict:

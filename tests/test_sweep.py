@@ -69,7 +69,8 @@ def test_plan_spends_the_budget_by_the_chosen_count_and_records_both(budget_flop
         assert r.flops_exact == pytest.approx(exact)
         assert r.flops_6nd == pytest.approx(6 * r.params * r.tokens)
         spent = r.flops_exact if budget_flops == "exact" else r.flops_6nd
-        assert spent == pytest.approx(r.budget, rel=1e-5)
+        assert spent == pytest.approx(r.budget, rel=0.5 / r.steps)  # whole steps
+        assert r.tokens == r.steps * SMALL.batch_size * SMALL.n_ctx
         assert r.config["tokens"] == r.tokens and r.config["schedule"] == "cosine"
         assert r.epochs == pytest.approx(r.tokens / SHAKESPEARE_TRAIN_TOKENS)
 
@@ -87,7 +88,7 @@ def test_plan_sizes_grow_and_tokens_shrink_within_a_budget():
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
-        ({"budgets": (1e9,), "min_steps": 50}, "optimizer steps"),
+        ({"min_steps": 10_000}, "optimizer steps"),
         ({"corpus_tokens": 10_000}, "epochs over the corpus"),
         ({"sizes_per_budget": 9, "span": 1.05}, "same shape"),
         ({"min_params": 1e8}, "params outside"),
@@ -95,7 +96,7 @@ def test_plan_sizes_grow_and_tokens_shrink_within_a_budget():
 )
 def test_out_of_bounds_configs_are_dropped_with_a_reason(changes, reason):
     plan = plan_sweep(replace(SMALL, **changes))
-    assert plan.dropped and all(reason in d.reason for d in plan.dropped)
+    assert any(reason in d.reason for d in plan.dropped)
 
 
 def test_reference_preset_meets_the_issue():
@@ -140,13 +141,18 @@ def test_run_sweep_with_a_stand_in_trainer(tmp_path, monkeypatch):
 
     store = run_sweep(plan, tmp_path / "s", trainer=trainer, progress=False)
     assert sorted(calls) == sorted(r.tokens for r in plan.runs)
-    assert calls == sorted(calls, key=lambda t: -t) or len(set(r.budget for r in plan.runs)) > 1
-    run_sweep(plan, tmp_path / "s", trainer=trainer, progress=False)  # resume: nothing to do
-    assert len(calls) == len(plan.runs)
+    largest_first = sorted(plan.runs, key=lambda r: -r.flops_exact)
+    assert calls == [r.tokens for r in largest_first]
+    run_sweep(plan, tmp_path / "s", trainer=trainer, progress=False, command="again")
+    assert len(calls) == len(plan.runs)  # resumed: nothing left to do
     frame = results_frame(list(store.records()))
     assert (frame["status"] == "done").all() and frame["loss"].notna().all()
     sweeps = json.loads((tmp_path / "s" / "sweeps.json").read_text())
-    assert len(sweeps) == 1 and sweeps[0]["spec"]["budgets"] == [1e11, 1e12]
+    assert [s["pending_at_start"] for s in sweeps] == [len(plan.runs), 0]
+    assert sweeps[0]["spec"]["budgets"] == [1e11, 1e12]
+    prov = sweeps[1]["provenance"]
+    assert prov["command"] == "again" and prov["version"] and prov["cores"] >= 1
+    assert prov["git_commit"] is None or len(prov["git_commit"]) == 40
 
 
 def _unwritable(tmp_path: Path) -> str:

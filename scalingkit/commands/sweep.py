@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 
 HELP = "plan an IsoFLOP sweep (budgets x model sizes) and train it, resumably, into DIR"
 
@@ -28,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pool workers (default: one per core; threads = cores // W)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan and the dropped configs, train nothing")
+    parser.add_argument("--export", metavar="DEST",
+                        help="afterwards, copy the store without checkpoints to DEST "
+                             "(records, curves, provenance: what gets committed)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -59,8 +64,12 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(frame.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
         return 0
+    command = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     store = run_sweep(plan, args.out, executor=args.executor, workers=args.workers,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, command=command)
     counts = store.counts()
     print(", ".join(f"{k}: {v}" for k, v in counts.items() if v) + f"  ({args.out})")
+    if args.export:
+        n = store.export(args.export)
+        print(f"exported {n} run records to {args.export}")
     return 0 if counts["failed"] == 0 else 1

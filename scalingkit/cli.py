@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "status": "status",
     "fit": "fit",
     "kaplan": "kaplan",
+    "train": "train",
 }
 
 

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["GPTConfig", "GPT", "shape_for_params"]
+__all__ = ["GPTConfig", "GPT", "shape_for_params", "sample_text"]
 
 
 @dataclass(frozen=True)
@@ -400,3 +400,41 @@ def shape_for_params(
                 best = (err, cfg)
     assert best is not None  # internal invariant: the loop runs at least once
     return best[1]
+
+
+def sample_text(
+    model: GPT,
+    tokenizer: Any,
+    prompt: str,
+    n_new: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int = 0,
+) -> str:
+    """Continue ``prompt`` with ``n_new`` sampled tokens and return the decoded text.
+
+    Parameters
+    ----------
+    model : GPT
+    tokenizer : object with ``encode(str) -> ids`` and ``decode(ids) -> str``
+        E.g. :class:`scalingkit.data.ByteTokenizer`.
+    prompt : str
+        Non-empty start text.
+    n_new : int
+        Tokens to sample.
+    temperature, top_k
+        As in :meth:`GPT.generate`.
+    seed : int, default=0
+        Seed of the sampling generator (the same seed gives the same text).
+    """
+    if not prompt:
+        raise ValueError("prompt must be a non-empty string")
+    device = next(model.parameters()).device
+    ids = torch.as_tensor(tokenizer.encode(prompt).astype("int64"), device=device)[None]
+    gen = torch.Generator(device=device).manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    out = model.generate(ids, n_new, temperature=temperature, top_k=top_k, generator=gen)
+    model.train(was_training)
+    return tokenizer.decode(out[0].tolist())

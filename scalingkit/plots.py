@@ -298,3 +298,51 @@ def plot_training_envelope(curves, envelope=None, ax=None):
     ax.set_xlabel("compute C (FLOP)")
     ax.set_ylabel("loss (nats/token)")
     return ax
+
+
+def plot_loss_curves(results, ax=None, show_train=True, floor=None, floor_label="floor"):
+    """Validation (and optionally training) loss against training tokens, one run each.
+
+    Parameters
+    ----------
+    results : mapping of str to TrainResult or dict
+        Label -> a :class:`scalingkit.train.TrainResult` or its ``to_dict()``.
+    show_train : bool, default=True
+        Also draw the training-loss curve (thin, same colour).
+    floor : float, optional
+        A horizontal reference loss (nats/token), e.g. an entropy rate.
+    """
+    ax = _axes(ax)
+    for i, (label, res) in enumerate(results.items()):
+        rec = res if isinstance(res, dict) else res.to_dict()
+        colour = f"C{i}"
+        if show_train and rec["train_curve"]:
+            ax.plot([p["tokens"] for p in rec["train_curve"]],
+                    [p["loss"] for p in rec["train_curve"]], color=colour, lw=0.8, alpha=0.45)
+        ax.plot([p["tokens"] for p in rec["curve"]], [p["loss"] for p in rec["curve"]],
+                color=colour, lw=2, marker="o", ms=3, label=f"{label} (validation)")
+    if floor is not None:
+        ax.axhline(floor, color="0.3", ls="--", lw=1, label=floor_label)
+    ax.set_xlabel("training tokens D")
+    ax.set_ylabel("loss (nats/token)")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_lr_schedules(configs, ax=None, n_points=400):
+    """Learning rate against training tokens for each :class:`~scalingkit.train.TrainConfig`.
+
+    Each curve runs from 0 to that config's own token budget.
+    """
+    from scalingkit.train import learning_rate
+
+    ax = _axes(ax)
+    for i, (label, cfg) in enumerate(configs.items()):
+        end = cfg.steps * cfg.tokens_per_step
+        tokens = np.linspace(0, end, n_points)
+        ax.plot(tokens, [learning_rate(cfg, t) for t in tokens], color=f"C{i}", lw=2,
+                label=label)
+    ax.set_xlabel("training tokens D")
+    ax.set_ylabel("learning rate")
+    ax.legend(fontsize=8)
+    return ax

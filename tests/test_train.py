@@ -242,3 +242,43 @@ def test_bad_train_tokens_limit_raises(limit, match):
 def test_train_tokens_limit_beyond_the_corpus_raises():
     with pytest.raises(ValueError, match="exceeds the .* training tokens"):
         train(config(train_tokens_limit=10**9), progress=False)
+
+
+def test_cli_trains_and_reports(tmp_path, capsys):
+    from scalingkit.cli import main
+
+    code = main(["train", "--d-model", "32", "--n-layer", "1", "--n-ctx", "32",
+                 "--tokens", "2048", "--batch-size", "8", "--device", "cpu", "--quiet",
+                 "--eval-every", "0", "--run-dir", str(tmp_path / "run"), "--json"])
+    assert code == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["status"] == "done" and record["tokens"] == 2048
+    assert (tmp_path / "run" / "result.json").exists() and (tmp_path / "run" / "model.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--params", "1e5", "--d-model", "32", "--tokens", "100"], "either --params"),
+        (["--d-model", "32", "--tokens", "100"], "both --d-model and --n-layer"),
+        (["--d-model", "32", "--n-layer", "1", "--tokens", "100", "--device", "tpu"], "device"),
+    ],
+)
+def test_cli_reports_bad_input_as_errors(argv, match, capsys):
+    from scalingkit.cli import main
+
+    assert main(["train", *argv, "--quiet"]) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_saved_model_loads_and_samples(tmp_path):
+    from scalingkit.data import ByteTokenizer
+    from scalingkit.models import sample_text
+    from scalingkit.train import load_model
+
+    train(config(tokens=4 * 8 * 32), run_dir=tmp_path, progress=False)
+    model = load_model(tmp_path)
+    text = sample_text(model, ByteTokenizer(), "ab", 20, seed=3)
+    assert text.startswith("ab") and text == sample_text(model, ByteTokenizer(), "ab", 20, seed=3)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_model(tmp_path / "elsewhere")

@@ -23,7 +23,8 @@ def test_batched_lbfgs_matches_scipy_on_rosenbrock(dim):
     for i in range(6):
         ref = minimize(rosen, x0[i], jac=rosen_der, method="L-BFGS-B")
         assert res.fun[i] <= ref.fun + 1e-10
-    np.testing.assert_allclose(res.x, 1.0, atol=1e-4)
+    if dim == 2:  # the 2-D function has a single minimum, at (1, 1)
+        np.testing.assert_allclose(res.x, 1.0, atol=1e-4)
 
 
 def test_batched_rows_are_independent():

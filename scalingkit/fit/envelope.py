@@ -25,6 +25,11 @@ class EnvelopeFit(BaseFit):
     min_runs : int, default=2
         Only FLOP values covered by at least this many runs enter the fit, so
         the winner is a real comparison rather than the only curve present.
+    drop_edges : bool, default=True
+        Leave out FLOP values won by the smallest or the largest model size:
+        there the true optimum may lie outside the sizes that were run, and the
+        envelope would report the edge size instead (censoring), which
+        flattens the fitted slope.
     n_bootstrap : int, default=0
         Bootstrap resamples of whole runs (curves) for ``ci_``.
     confidence : float, default=0.95
@@ -47,12 +52,14 @@ class EnvelopeFit(BaseFit):
         *,
         n_grid: int = 1500,
         min_runs: int = 2,
+        drop_edges: bool = True,
         n_bootstrap: int = 0,
         confidence: float = 0.95,
         random_state: int | None = None,
     ) -> None:
         self.n_grid = n_grid
         self.min_runs = min_runs
+        self.drop_edges = drop_edges
         self.n_bootstrap = n_bootstrap
         self.confidence = confidence
         self.random_state = random_state
@@ -79,7 +86,13 @@ class EnvelopeFit(BaseFit):
             )
         win = np.argmin(log_loss[:, covered], axis=0)
         cols = np.flatnonzero(covered)
-        return (np.exp(grid[covered]), sizes[win], np.exp(log_tok[win, cols]),
+        if self.drop_edges:
+            inner = (sizes[win] > sizes.min()) & (sizes[win] < sizes.max())
+            if inner.sum() < 2:
+                raise ValueError("fewer than 2 FLOP values are won by a size inside the range "
+                                 "of sizes run; use more sizes or drop_edges=False")
+            win, cols = win[inner], cols[inner]
+        return (np.exp(grid[cols]), sizes[win], np.exp(log_tok[win, cols]),
                 np.exp(log_loss[win, cols]))
 
     def _solve(self, data: dict[str, np.ndarray]) -> dict[str, float]:

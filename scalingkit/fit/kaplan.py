@@ -54,7 +54,7 @@ def fit_log_model(
             r = pred - log_y
             return huber(r, delta).sum(1), np.einsum("km,kmp->kp", huber_grad(r, delta), jac)
 
-    res = batched_lbfgs(fun, starts)
+    res = batched_lbfgs(fun, starts, max_iter=300, ftol=2.2e-9)  # then polished below
     finite = np.isfinite(res.fun)
     if not finite.any():
         raise RuntimeError(f"no start gave a finite objective: {res.message[0]}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -73,6 +74,23 @@ def _git_commit() -> str | None:
     return proc.stdout.strip() or None if proc.returncode == 0 else None
 
 
+def _machine() -> str:
+    """CPU model, core count, OS and library versions, in one line."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import scipy
+
+    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}, numpy {np.__version__}, "
+            f"scipy {scipy.__version__}")
+
+
 def run(args: argparse.Namespace) -> int:
     frame = load_points(args.source)
     if args.drop_highest:
@@ -85,8 +103,7 @@ def run(args: argparse.Namespace) -> int:
             "command": "python -m scalingkit " + " ".join(sys.argv[1:]),
             "scalingkit_version": __version__,
             "git_commit": _git_commit(),
-            "machine": f"{platform.node()} {platform.machine()} {platform.processor()} "
-                       f"Python {platform.python_version()} numpy {np.__version__}",
+            "machine": _machine(),
             "source": str(args.source),
         }
         args.output.with_name(args.output.stem + ".meta.json").write_text(

@@ -1,0 +1,145 @@
+"""``python -m scalingkit fit``, its data loader, and the chapters' study helpers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalingkit import cli
+from scalingkit.fit import ParametricFit
+from scalingkit.fit.data import load_points
+from scalingkit.fit.published import BESIROGLU_2024
+from scalingkit.fit.simulate import isoflop_sweep
+from scalingkit.fit.studies import (
+    compare_laws,
+    grid_study,
+    huber_delta_study,
+    interval_table,
+    isoflop_bias_study,
+)
+from scalingkit.store import RunStore
+
+BUDGETS = np.geomspace(1e18, 1e20, 4)
+
+
+@pytest.fixture(scope="module")
+def sweep_csv(tmp_path_factory) -> Path:
+    s = isoflop_sweep(BESIROGLU_2024, BUDGETS, half_width=0.6, step=0.2, noise=0.003, seed=0)
+    path = tmp_path_factory.mktemp("fit") / "sweep.csv"
+    pd.DataFrame(s).to_csv(path, index=False)
+    return path
+
+
+def test_fit_csv_approach3_json(sweep_csv, capsys):
+    rc = cli.main(["fit", str(sweep_csv), "--approach", "3", "--json", "--grid", "small",
+                   "--bootstrap", "10"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("E", "A", "B", "alpha", "beta", "objective", "a", "b", "ci"):
+        assert key in out
+    assert set(out["ci"]) >= {"E", "A", "B", "alpha", "beta", "a", "b"}
+    frame = pd.read_csv(sweep_csv)
+    direct = ParametricFit(grid="small").fit(frame.params, frame.tokens, frame.loss)
+    assert out["alpha"] == pytest.approx(direct.alpha_, rel=1e-10)
+    assert out["objective"] == pytest.approx(direct.objective_, rel=1e-10)
+
+
+def test_fit_without_bootstrap_has_null_ci(sweep_csv, capsys):
+    assert cli.main(["fit", str(sweep_csv), "--json", "--grid", "small"]) == 0
+    assert json.loads(capsys.readouterr().out)["ci"] is None
+
+
+def test_fit_approach2_and_output_with_provenance(sweep_csv, tmp_path, capsys):
+    dest = tmp_path / "iso.json"
+    rc = cli.main(["fit", str(sweep_csv), "--approach", "2", "--output", str(dest)])
+    assert rc == 0
+    assert "IsoFLOPFit" in capsys.readouterr().out
+    saved = json.loads(dest.read_text())
+    assert len(saved["budgets"]) == len(BUDGETS)
+    assert abs(saved["a"] - 0.5126) < 0.03
+    meta = json.loads((tmp_path / "iso.meta.json").read_text())
+    assert {"command", "scalingkit_version", "git_commit", "machine"} <= set(meta)
+
+
+@pytest.mark.parametrize("content,message", [
+    ("params,tokens\n1,2\n", "lacks column"),
+    ("params,tokens,loss\n1e8,1e9,-3\n2e8,2e9,3\n3e8,3e9,3\n4e8,4e9,3\n5e8,5e9,3\n6e8,6e9,3\n",
+     "loss must be positive"),
+])
+def test_fit_bad_csv_is_one_line_error(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    assert cli.main(["fit", str(path), "--grid", "small"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err and "Traceback" not in err
+
+
+def test_fit_missing_path(capsys):
+    assert cli.main(["fit", "/nonexistent/runs.csv"]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_fit_reads_a_run_store(tmp_path, capsys):
+    s = isoflop_sweep(BESIROGLU_2024, BUDGETS, half_width=0.6, step=0.2, seed=0)
+    store = RunStore(tmp_path / "store")
+    store.ensure_writable()
+    for i, (n, d, c, loss) in enumerate(zip(s["params"], s["tokens"], s["flops"], s["loss"],
+                                            strict=True)):
+        rid = store.add({"run": i}, plan={"budget": c, "params": n, "tokens": d,
+                                          "flops_6nd": 6 * n * d, "flops_exact": 6 * n * d})
+        store.update(rid, "done", result={"final_loss": loss})
+    store.add({"run": "pending"}, plan={"budget": 1e18, "params": 1e8, "tokens": 1e9})
+    frame = load_points(tmp_path / "store")
+    assert len(frame) == len(s["loss"])  # the planned run has no loss and is left out
+    assert cli.main(["fit", str(tmp_path / "store"), "--approach", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["a"] == pytest.approx(0.5126, abs=1e-3)
+
+
+def test_folder_that_is_not_a_store(tmp_path):
+    with pytest.raises(ValueError, match="not a run store"):
+        load_points(tmp_path)
+
+
+# ---------------------------------------------------------------- studies
+def test_compare_laws_and_interval_table(sweep_csv):
+    f = pd.read_csv(sweep_csv)
+    true = ParametricFit.from_coefficients(**BESIROGLU_2024)
+    fit = ParametricFit(grid="small").fit(f.params, f.tokens, f.loss)
+    table = compare_laws({"true": true, "fit": fit}, f.params, f.tokens, f.loss, flops=1e21)
+    assert table.loc["fit", "objective"] <= table.loc["true", "objective"]
+    np.testing.assert_allclose(table.N_opt * table.D_opt * 6, 1e21, rtol=1e-12)
+    long = interval_table({"fit": (fit.coef_, {"a": [0.4, 0.6]}), "true": (true.coef_, None)})
+    assert long.query("source == 'fit' and name == 'a'").low.item() == 0.4
+    assert np.isnan(long.query("source == 'true'").low).all()
+
+
+def test_huber_and_grid_studies(sweep_csv):
+    f = pd.read_csv(sweep_csv)
+    by_delta = huber_delta_study(f.params, f.tokens, f.loss, [1e-3, 1.0])
+    assert list(by_delta.delta) == [1e-3, 1.0]
+    grids = grid_study(f.params, f.tokens, f.loss,
+                       {"one": np.array([[5.0, 5.0, 0.0, 0.5, 0.5]]), "small": "small"})
+    assert list(grids.n_starts) == [1, 243]
+    assert grids.loc["small", "objective"] <= grids.loc["one", "objective"] + 1e-12
+    assert 0 < grids.loc["small", "frac_at_best"] <= 1
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.3])
+def test_isoflop_bias_study(slope):
+    out = isoflop_bias_study(BESIROGLU_2024, np.geomspace(1e18, 1e21, 5), half_widths=[1.0],
+                             steps=[0.1], offset_slope=slope)
+    assert out.n_fits.item() == 1
+    assert (abs(out.bias.item()) < 0.01) == (slope == 0.0)
+
+
+def test_hessian_is_symmetric_and_positive_at_optimum(sweep_csv):
+    f = pd.read_csv(sweep_csv)
+    fit = ParametricFit(grid="small").fit(f.params, f.tokens, f.loss)
+    hess = fit.hessian(f.params, f.tokens, f.loss)
+    np.testing.assert_allclose(hess, hess.T)
+    assert np.linalg.eigvalsh(hess).min() > -1e-6 * np.abs(hess).max()

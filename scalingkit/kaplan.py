@@ -106,29 +106,29 @@ class KaplanSpec:
         Further :class:`~scalingkit.train.TrainConfig` fields for every run.
     """
 
-    sizes: tuple[float, ...] = (1e4, 2.2e4, 4.6e4, 1e5, 2.2e5, 4.6e5)
+    sizes: tuple[float, ...] = (5e3, 1e4, 2.2e4, 4.6e4, 1e5, 2.2e5)
     tokens_n: int = 2_000_000
     d_size: float = 1e5
-    subsets: tuple[int, ...] = tuple(2**k for k in range(16, 22))
+    subsets: tuple[int, ...] = tuple(2**k for k in range(15, 21))
     grid_sizes: tuple[float, ...] = (2.2e4, 2.2e5)
-    grid_subsets: tuple[int, ...] = (2**16, 2**18, 2**20)
+    grid_subsets: tuple[int, ...] = (2**15, 2**17, 2**19)
     subset_epochs: float = 16.0
     subset_tokens_min: int = 500_000
-    subset_tokens_max: int = 2_000_000
+    subset_tokens_max: int = 2**20
     shape_size: float = 1e5
     shape_layers: tuple[int, ...] = (1, 2, 4, 8)
-    tokens_shape: int = 1_000_000
+    tokens_shape: int = 500_000
     n_ctx: int = 64
     batch_size: int = 32
     head_dim: int = 16
     lr: float = 3e-3
     warmup_fraction: float = 0.05
-    evals_per_run: int = 25
-    eval_tokens: int = 32768
+    evals_per_run: int = 20
+    eval_tokens: int = 16384
     noise_points: int = 5
     noise_b_small: int = 4
     noise_b_big: int = 128
-    noise_repeats: int = 6
+    noise_repeats: int = 4
     corpus: str = "shakespeare"
     tokenizer: str = "byte"
     seed: int = 0
@@ -171,10 +171,10 @@ def preset(name: str, **overrides: Any) -> KaplanSpec:
     """A named :class:`KaplanSpec`, optionally with fields replaced.
 
     ``reference``
-        What the book's chapter reads: 6 sizes over 1.7 decades of non-embedding
-        ``N`` (2M tokens each), 6 nested subsets over 1.5 decades (64 Ki to 2 Mi
-        tokens), 6 more grid runs and 4 shapes (aspect ratio 4 to 96). About 40
-        CPU-minutes of training on one core.
+        What the book's chapter reads: 6 sizes over 1.8 decades of non-embedding
+        ``N`` (2M tokens each), 6 nested subsets over 1.5 decades (32 Ki to 1 Mi
+        tokens), 6 more grid runs and 4 shapes (aspect ratio 4 to 96): 1.8e13 FLOP,
+        about 15 CPU-minutes at 20 GFLOP/s (several times longer on a shared machine).
     ``quick``
         The same pipeline on toy sizes, in well under a minute (tests, demos).
     """

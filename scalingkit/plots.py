@@ -294,7 +294,6 @@ def plot_training_envelope(curves, envelope=None, ax=None):
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     ax.figure.colorbar(sm, ax=ax, label="parameters N")
     ax.set_xscale("log")
-    ax.set_yscale("log")
     ax.set_xlabel("compute C (FLOP)")
     ax.set_ylabel("loss (nats/token)")
     return ax

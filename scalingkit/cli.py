@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "sweep": "sweep",
     "status": "status",
     "fit": "fit",
+    "known-entropy": "entropy",
     "kaplan": "kaplan",
     "train": "train",
 }

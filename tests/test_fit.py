@@ -162,6 +162,8 @@ BAD_INPUTS = [
      "n_bootstrap must be a non-negative integer"),
     ("confidence", lambda: KaplanNFit(confidence=1.5).fit(P, L), "confidence must lie"),
     ("grid", lambda: ParametricFit(grid="tiny").fit(P, T, L), "grid size must be"),
+    ("max_iter", lambda: ParametricFit(grid="small", max_iter=0).fit(P, T, L),
+     "max_iter must be an integer >= 1"),
     ("allocation C", lambda: ParametricFit.from_coefficients(**TRUE).optimal_allocation(
         [1e20, -1.0]), "flops must be positive"),
     ("allocation exponents", lambda: allocation_exponents(-0.1, 0.3, 1.0, 1.0),
@@ -177,6 +179,11 @@ def test_bad_input_raises_value_error(case):
     _, call, message = case
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_no_converged_start_raises_runtime_error_with_solver_message():
+    with pytest.raises(RuntimeError, match="maximum number of iterations"):
+        ParametricFit(grid="small", max_iter=1, n_polish=0).fit(P, T, L)
 
 
 def test_unfitted_error_is_a_value_error_and_attribute_error():

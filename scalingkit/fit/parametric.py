@@ -340,7 +340,8 @@ class ParametricFit(BaseFit):
         if not finite.any():
             raise RuntimeError(f"no start gave a finite objective: {res.message[0]}")
         order = np.flatnonzero(finite)[np.argsort(res.fun[finite])]
-        best: tuple = (np.inf, None, False, "")
+        k0 = order[0]
+        best: tuple = (float(res.fun[k0]), res.x[k0], bool(res.success[k0]), res.message[k0])
         for i in _distinct_rows(res.x[order], int(self.n_polish)):
             k = order[i]
             px, pf, pok, pmsg = self._polish(res.x[k], data)
@@ -380,6 +381,11 @@ class ParametricFit(BaseFit):
         """
         check_delta(self.huber_delta)
         check_bootstrap(self.n_bootstrap, self.confidence)
+        for name in ("n_polish", "max_iter", "bootstrap_starts"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < (name != "n_polish"):
+                raise ValueError(f"{name} must be an integer >= {int(name != 'n_polish')}, "
+                                 f"got {value!r}")
         data = self._check_inputs(params, tokens, loss)
         theta, f, ok, msg, res = self._search(data)
         self._set_coef(_full_coef(theta))

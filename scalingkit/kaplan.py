@@ -43,7 +43,8 @@ from scalingkit.models import GPTConfig, shape_for_params
 __all__ = [
     "EXPERIMENTS", "KAPLAN_2020", "KaplanSpec", "KaplanRun", "preset", "PRESETS",
     "plan_kaplan", "run_kaplan", "train_with_noise_scale", "kaplan_frame", "noise_frame",
-    "curves", "fit_kaplan_laws", "overfit_threshold", "shape_config",
+    "curves", "fit_kaplan_laws", "overfit_threshold", "shape_config", "overfitting",
+    "tokens_to_reach", "compare_with_kaplan",
 ]
 
 #: Experiment names, in the order they run.
@@ -512,10 +513,22 @@ def noise_frame(root: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def curves(root: str | Path, experiment: str = "L(N)") -> dict[int, pd.DataFrame]:
-    """Validation curves (``tokens``, ``flops``, ``loss``) of one experiment's runs, by N."""
-    return {int(r.result["params_non_embedding"]): pd.DataFrame(r.result["curve"])
-            for r in _records(root, experiment)}
+def curves(root: str | Path, experiment: str = "L(N)", key: str = "params"
+           ) -> dict[int, pd.DataFrame]:
+    """Validation curves (``tokens``, ``flops``, ``loss``) of one experiment's runs.
+
+    Keyed by non-embedding ``N`` (``key="params"``) or by training subset size in
+    tokens (``key="subset"``; runs on the whole split are left out).
+    """
+    if key not in ("params", "subset"):
+        raise ValueError(f"key must be 'params' or 'subset', got {key!r}")
+    out = {}
+    for r in _records(root, experiment):
+        k = (r.result["params_non_embedding"] if key == "params"
+             else r.config.get("train_tokens_limit"))
+        if k is not None:
+            out[int(k)] = pd.DataFrame(r.result["curve"])
+    return out
 
 
 def _interval(samples: np.ndarray | None, confidence: float) -> list[float] | None:
@@ -552,8 +565,8 @@ def overfit_threshold(joint: dict[str, float], penalty: float = 0.02) -> tuple[f
 
 
 def fit_kaplan_laws(
-    frame: pd.DataFrame, *, n_bootstrap: int = 1000, confidence: float = 0.95,
-    random_state: int = 0,
+    frame: pd.DataFrame, *, n_bootstrap: int = 1000, joint_bootstrap: int = 0,
+    confidence: float = 0.95, random_state: int = 0,
 ) -> dict[str, Any]:
     """Fit ``L(N)``, ``L(D)`` and ``L(N, D)`` to a :func:`kaplan_frame` with scalingkit.fit.
 
@@ -562,6 +575,18 @@ def fit_kaplan_laws(
     size ``D``); ``L(N, D)`` every ``L(N)``, ``L(D)`` and grid run (against ``N`` and
     ``D``). ``overfit_exponent`` is ``alpha_N / alpha_D`` of the two one-variable
     fits, its interval from pairing their (independent) bootstrap samples.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        From :func:`kaplan_frame`.
+    n_bootstrap : int, default=1000
+        Resamples for the one-variable fits (closed form, fast).
+    joint_bootstrap : int, default=0
+        Resamples for ``L(N, D)`` (an iterative fit from 81 starts: about a second or
+        two each on a laptop CPU).
+    confidence : float, default=0.95
+    random_state : int, default=0
 
     Returns
     -------
@@ -580,7 +605,8 @@ def fit_kaplan_laws(
     fit_n = KaplanNFit(**opts).fit(ln["params"], ln["best_loss"])
     fit_total = KaplanNFit(**opts).fit(ln["params_total"], ln["best_loss"])
     fit_d = KaplanDFit(**opts).fit(ld["D"], ld["best_loss"])
-    fit_nd = KaplanNDFit(**opts).fit(grid["params"], grid["D"], grid["best_loss"])
+    fit_nd = KaplanNDFit(**{**opts, "n_bootstrap": joint_bootstrap}).fit(
+        grid["params"], grid["D"], grid["best_loss"])
 
     def entry(fit, name: str) -> dict:
         ci = (fit.ci_ or {}).get(name)
@@ -602,3 +628,81 @@ def fit_kaplan_laws(
         "n_runs": {e: int((frame["experiment"] == e).sum()) for e in EXPERIMENTS},
         "confidence": confidence,
     }
+
+
+def overfitting(frame: pd.DataFrame, threshold: tuple[float, float] | None = None) -> pd.DataFrame:
+    """How much each subset run lost to overfitting, measured and as the rule predicts.
+
+    A run on a subset is compared with the ``L(N)`` run of the same size (ample data):
+    ``penalty_pct = 100 * (best_loss / reference_loss - 1)``.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        From :func:`kaplan_frame`.
+    threshold : (float, float), optional
+        ``(k, r)`` of ``D >= k N^r`` (:func:`overfit_threshold`); adds ``D_min`` (tokens)
+        and ``below_threshold``.
+
+    Returns
+    -------
+    DataFrame
+        One row per ``L(D)`` or grid run whose size has an ``L(N)`` run: ``params``,
+        ``subset``, ``D``, ``best_loss``, ``reference_loss`` (nats/token),
+        ``penalty_pct``, ``best_epochs`` (passes over the subset at the best point).
+    """
+    ref = frame[frame["experiment"] == "L(N)"].set_index("params")["best_loss"]
+    subs = frame[frame["experiment"].isin(["L(D)", "grid"]) & frame["params"].isin(ref.index)]
+    out = subs[["params", "subset", "D", "best_loss", "best_epochs"]].copy()
+    out.insert(4, "reference_loss", ref.loc[out["params"]].to_numpy())
+    out.insert(5, "penalty_pct", 100 * (out["best_loss"] / out["reference_loss"] - 1))
+    if threshold is not None:
+        k, r = threshold
+        out["D_min"] = k * out["params"].astype(float) ** r
+        out["below_threshold"] = out["D"] < out["D_min"]
+    return out.sort_values(["params", "D"], ignore_index=True)
+
+
+def tokens_to_reach(curves: dict[int, pd.DataFrame], loss: float) -> pd.Series:
+    """Training tokens each run needed to first reach a validation loss (nats/token).
+
+    Interpolates linearly in log tokens between the two evaluations around the crossing;
+    NaN for a run that never reaches ``loss``.
+    """
+    out = {}
+    for key, curve in sorted(curves.items()):
+        t = curve["tokens"].to_numpy(dtype=float)
+        v = curve["loss"].to_numpy(dtype=float)
+        hit = np.flatnonzero(v <= loss)
+        if hit.size == 0:
+            out[key] = np.nan
+        elif hit[0] == 0:
+            out[key] = t[0]
+        else:
+            i = hit[0]
+            frac = (v[i - 1] - loss) / (v[i - 1] - v[i])
+            out[key] = float(np.exp(np.log(t[i - 1]) + frac * (np.log(t[i]) - np.log(t[i - 1]))))
+    return pd.Series(out, name="tokens", dtype=float)
+
+
+def compare_with_kaplan(laws: dict[str, Any]) -> pd.DataFrame:
+    """Our fitted constants beside Kaplan et al.'s (:data:`KAPLAN_2020`).
+
+    Parameters
+    ----------
+    laws : dict
+        Output of :func:`fit_kaplan_laws` (or ``kaplan_laws.json``).
+
+    Returns
+    -------
+    DataFrame
+        Index ``alpha_N``, ``alpha_D``, ``overfit_exponent``, ``N_c``, ``D_c``; columns
+        ``ours``, ``low``, ``high`` (interval) and ``Kaplan 2020``.
+    """
+    rows = {}
+    for key in ("alpha_N", "alpha_D", "overfit_exponent", "N_c", "D_c"):
+        entry = laws[key]
+        low, high = entry["interval"] if entry.get("interval") else (np.nan, np.nan)
+        rows[key] = {"ours": entry["value"], "low": low, "high": high,
+                     "Kaplan 2020": KAPLAN_2020[key]}
+    return pd.DataFrame.from_dict(rows, orient="index")

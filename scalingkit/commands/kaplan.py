@@ -28,7 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no per-run lines")
     p = sub.add_parser("fit", help="fit L(N), L(D) and L(N, D) to a Kaplan run store")
     p.add_argument("source", type=Path, metavar="DIR", help="run store folder")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--bootstrap", type=int, default=1000,
+                   help="bootstrap resamples of the L(N) and L(D) fits")
+    p.add_argument("--joint-bootstrap", type=int, default=0,
+                   help="bootstrap resamples of the L(N, D) fit (slow: seconds each)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p = sub.add_parser("export", help="copy a store's records (no checkpoints) for committing")
@@ -87,10 +90,11 @@ def run(args: argparse.Namespace) -> int:
         (args.dest / "kaplan.json").write_text(manifest.read_text())
         print(f"exported {n} runs to {args.dest}")
         return 0
-    if args.bootstrap < 0:
-        raise ValueError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    if args.bootstrap < 0 or args.joint_bootstrap < 0:
+        raise ValueError("--bootstrap and --joint-bootstrap must be >= 0")
     frame = kaplan.kaplan_frame(args.source)
-    out = kaplan.fit_kaplan_laws(frame, n_bootstrap=args.bootstrap, random_state=args.seed)
+    out = kaplan.fit_kaplan_laws(frame, n_bootstrap=args.bootstrap,
+                                 joint_bootstrap=args.joint_bootstrap, random_state=args.seed)
     manifest = json.loads((args.source / "kaplan.json").read_text())
     out["provenance"] = {"runs": manifest.get("invocations", []), "fit": provenance(),
                          "source": str(args.source)}

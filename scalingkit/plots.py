@@ -345,3 +345,220 @@ def plot_lr_schedules(configs, ax=None, n_points=400):
     ax.set_ylabel("learning rate")
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_bits_per_byte_vs_compute(points, baselines=None, band=None, ax=None):
+    """Our models' validation bits/byte against training compute, with reference lines.
+
+    Parameters
+    ----------
+    points : pandas.DataFrame
+        One row per run, columns ``flops`` (FLOP) and ``bits_per_byte``; a ``params``
+        column colours the points by model size.
+    baselines : mapping of str to float, optional
+        Label -> bits/byte, drawn as horizontal lines (compressors, n-grams, ...).
+    band : tuple (low, high, label), optional
+        A shaded horizontal range in bits/byte (e.g. Shannon's estimate).
+    """
+    ax = _axes(ax, figsize=(7.0, 4.5))
+    if "params" in points:
+        sc = ax.scatter(points["flops"], points["bits_per_byte"], c=points["params"],
+                        norm=matplotlib_lognorm(points["params"]), cmap="viridis", s=28,
+                        zorder=3)
+        plt.colorbar(sc, ax=ax, label="parameters N")
+    else:
+        ax.scatter(points["flops"], points["bits_per_byte"], s=28, zorder=3)
+    for i, (label, value) in enumerate((baselines or {}).items()):
+        ax.axhline(value, color=f"C{i % 10}", ls=("--", ":", "-.")[i % 3], lw=1.2)
+        ax.annotate(f"{label} {value:.2f}", (1.0, value), xycoords=("axes fraction", "data"),
+                    xytext=(4, 0), textcoords="offset points", va="center", fontsize=7,
+                    color=f"C{i % 10}", annotation_clip=False)
+    if band is not None:
+        lo, hi, label = band
+        ax.axhspan(lo, hi, color="0.85", zorder=0, label=label)
+        ax.legend(fontsize=8, loc="lower left")
+    ax.set_xscale("log")
+    ax.set_xlabel("training compute C (FLOP)")
+    ax.set_ylabel("validation cross-entropy (bits/byte)")
+    return ax
+
+
+def plot_known_entropy(runs, true_entropy, fitted_E, E_ci=None, law=None, ax=None):
+    """Final losses of a known-entropy sweep against tokens, with the true and fitted floor.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        Columns ``params`` (N), ``tokens`` (D) and ``loss`` (nats/token).
+    true_entropy : float
+        The source's entropy rate H (nats/token), a solid line.
+    fitted_E : float
+        The fitted irreducible loss (nats/token), a dashed line.
+    E_ci : (float, float), optional
+        Interval on E, shaded.
+    law : callable (params, tokens) -> loss, optional
+        The fitted law, drawn for each model size over the tokens of the sweep.
+    """
+    ax = _axes(ax)
+    sizes = np.sort(runs["params"].unique())
+    norm = matplotlib_lognorm(sizes)
+    cmap = plt.get_cmap("viridis")
+    d_grid = np.geomspace(runs["tokens"].min() / 1.5, runs["tokens"].max() * 1.5, 100)
+    for n in sizes:
+        sub = runs[runs["params"] == n].sort_values("tokens")
+        colour = cmap(norm(n))
+        ax.scatter(sub["tokens"], sub["loss"], color=colour, s=24, zorder=3,
+                   label=f"N = {n:,.0f}")
+        if law is not None:
+            ax.plot(d_grid, law(np.full_like(d_grid, n), d_grid), color=colour, lw=1,
+                    alpha=0.7)
+    ax.axhline(true_entropy, color="k", lw=1.5, label=f"true H = {true_entropy:.4f}")
+    ax.axhline(fitted_E, color="C3", ls="--", lw=1.5, label=f"fitted E = {fitted_E:.4f}")
+    if E_ci is not None:
+        ax.axhspan(E_ci[0], E_ci[1], color="C3", alpha=0.15, lw=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("training tokens D")
+    ax.set_ylabel("validation loss (nats/token)")
+    ax.legend(fontsize=7, ncol=2)
+    return ax
+
+
+# ------------------------------------------------------------------ Kaplan's laws
+
+
+def plot_power_law(x, loss, predict=None, ax=None, label=None, xlabel="non-embedding parameters N",
+                   color="C0", marker="o"):
+    """Loss against one variable on log-log axes, with a fitted power law as a line.
+
+    Parameters
+    ----------
+    x, loss : array-like
+        The variable (parameters or tokens) and the loss (nats/token).
+    predict : callable, optional
+        ``predict(x) -> loss`` of a fit (e.g. ``KaplanNFit.predict``), drawn over the
+        range of ``x``.
+    label : str, optional
+        Legend label of the fitted line.
+    """
+    ax = _axes(ax)
+    x, loss = np.asarray(x, dtype=float), np.asarray(loss, dtype=float)
+    ax.scatter(x, loss, color=color, marker=marker, zorder=3)
+    if predict is not None:
+        grid = np.geomspace(x.min() / 1.3, x.max() * 1.3, 100)
+        ax.plot(grid, predict(grid), color=color, lw=1.5, label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("loss (nats/token)")
+    if label is not None:
+        ax.legend(fontsize=8)
+    return ax
+
+
+def plot_validation_curves(curves, ax=None, colorbar_label="non-embedding parameters N",
+                           mark_best=False):
+    """Validation loss against training tokens, one line per run, coloured by its key.
+
+    Parameters
+    ----------
+    curves : mapping of number to DataFrame
+        Key (a size N or a subset D) -> columns ``tokens`` and ``loss`` (nats/token).
+    mark_best : bool, default=False
+        Mark each curve's lowest point (the early-stopping loss).
+    """
+    ax = _axes(ax)
+    norm = matplotlib_lognorm(list(curves))
+    cmap = plt.get_cmap("viridis")
+    for key, frame in sorted(curves.items()):
+        colour = cmap(norm(key))
+        ax.plot(frame["tokens"], frame["loss"], color=colour, lw=1.5)
+        if mark_best:
+            best = frame.loc[frame["loss"].idxmin()]
+            ax.plot(best["tokens"], best["loss"], "o", color=colour, mec="k", ms=6)
+    sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    ax.figure.colorbar(sm, ax=ax, label=colorbar_label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training tokens seen")
+    ax.set_ylabel("validation loss (nats/token)")
+    return ax
+
+
+def plot_overfit_map(params, tokens, penalty, thresholds=None, ax=None):
+    """Runs on the (N, D) plane coloured by their overfitting penalty, with threshold lines.
+
+    Parameters
+    ----------
+    params, tokens : array-like
+        Non-embedding parameters N and distinct training tokens D of each run.
+    penalty : array-like
+        Relative loss excess over the same size on ample data, in percent.
+    thresholds : mapping of str to (float, float), optional
+        Label -> ``(k, r)`` of a rule ``D = k N^r`` (tokens), drawn as lines.
+    """
+    ax = _axes(ax)
+    params, tokens = np.asarray(params, dtype=float), np.asarray(tokens, dtype=float)
+    points = ax.scatter(params, tokens, c=np.asarray(penalty, dtype=float), cmap="magma_r",
+                        s=60, edgecolors="k", zorder=3)
+    ax.figure.colorbar(points, ax=ax, label="loss excess over ample data (%)")
+    grid = np.geomspace(params.min() / 1.5, params.max() * 1.5, 50)
+    for i, (label, (k, r)) in enumerate((thresholds or {}).items()):
+        ax.plot(grid, k * grid**r, color=f"C{i}", ls="--" if i else "-", label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylim(tokens.min() / 3, tokens.max() * 3)
+    ax.set_xlabel("non-embedding parameters N")
+    ax.set_ylabel("distinct training tokens D")
+    if thresholds:
+        ax.legend(fontsize=8)
+    return ax
+
+
+def plot_shape(aspect, loss, labels=None, ax=None):
+    """Loss excess over the best shape (percent) against the aspect ratio d_model / n_layer.
+
+    Parameters
+    ----------
+    aspect, loss : array-like
+        Aspect ratios and losses (nats/token) of models of about the same size.
+    labels : sequence of str, optional
+        Text placed beside each point (e.g. ``"4 x 48"``).
+    """
+    ax = _axes(ax)
+    aspect, loss = np.asarray(aspect, dtype=float), np.asarray(loss, dtype=float)
+    excess = 100 * (loss / loss.min() - 1)
+    order = np.argsort(aspect)
+    ax.plot(aspect[order], excess[order], "o-", color="C0")
+    for i, text in enumerate(labels or []):
+        ax.annotate(text, (aspect[i], excess[i]), textcoords="offset points", xytext=(5, 5),
+                    fontsize=8)
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("aspect ratio d_model / n_layer")
+    ax.set_ylabel("loss above the best shape (%)")
+    return ax
+
+
+def plot_noise_scale(frame, ax=None):
+    """The gradient noise scale B_simple (tokens) against the loss, one line per size.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Columns ``params``, ``loss`` (nats/token) and ``b_simple_tokens`` (tokens), as
+        from :func:`scalingkit.kaplan.noise_frame`. The loss axis is reversed, so
+        training proceeds from left to right.
+    """
+    ax = _axes(ax)
+    norm = matplotlib_lognorm(frame["params"])
+    cmap = plt.get_cmap("viridis")
+    for n, run in frame.groupby("params"):
+        run = run[run["b_simple_tokens"] > 0].sort_values("step")
+        ax.plot(run["loss"], run["b_simple_tokens"], "o-", color=cmap(norm(n)), ms=4)
+    sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    ax.figure.colorbar(sm, ax=ax, label="non-embedding parameters N")
+    ax.set_yscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("training loss at the measurement (nats/token)")
+    ax.set_ylabel("noise scale B_simple (tokens)")
+    return ax

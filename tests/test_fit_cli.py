@@ -11,7 +11,7 @@ import pytest
 
 from scalingkit import cli
 from scalingkit.fit import ParametricFit
-from scalingkit.fit.data import load_points
+from scalingkit.fit.data import load_curves, load_points
 from scalingkit.fit.published import BESIROGLU_2024
 from scalingkit.fit.simulate import isoflop_sweep
 from scalingkit.fit.studies import (
@@ -103,6 +103,21 @@ def test_fit_reads_a_run_store(tmp_path, capsys):
 def test_folder_that_is_not_a_store(tmp_path):
     with pytest.raises(ValueError, match="not a run store"):
         load_points(tmp_path)
+    with pytest.raises(ValueError, match="not a run store"):
+        load_curves(tmp_path)
+
+
+def test_load_curves_from_store(tmp_path):
+    store = RunStore(tmp_path)
+    store.ensure_writable()
+    for n in (1e6, 2e6):
+        curve = [{"step": s, "tokens": 1e6 * s, "flops": 6 * n * 1e6 * s, "loss": 3.0 / (s + 1)}
+                 for s in (0, 1, 2, 3)]
+        rid = store.add({"n": n}, plan={"params": n})
+        store.update(rid, "done", result={"final_loss": 1.0, "curve": curve})
+    curves = load_curves(tmp_path)
+    assert len(curves) == 6 and curves.run.nunique() == 2  # step 0 (no tokens) left out
+    assert set(curves.columns) >= {"params", "tokens", "flops", "loss", "run"}
 
 
 # ---------------------------------------------------------------- studies

@@ -75,3 +75,42 @@ def drop_highest_loss(frame: pd.DataFrame, n: int) -> pd.DataFrame:
     if n >= len(frame):
         raise ValueError(f"cannot drop {n} of {len(frame)} runs")
     return frame.sort_values("loss", kind="stable").iloc[: len(frame) - n].sort_index()
+
+
+def load_curves(source: str | Path) -> pd.DataFrame:
+    """Validation-loss curves of every finished run in a run store (for Approach 1).
+
+    Parameters
+    ----------
+    source : str or Path
+        A run-store folder (see :func:`load_points`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per evaluation: ``run`` (run id), ``params`` (N of the run),
+        ``tokens`` (seen so far), ``flops`` (FLOP so far) and ``loss``
+        (validation, nats/token).
+
+    Raises
+    ------
+    ValueError
+        If ``source`` is not a run store or no finished run has a curve.
+    """
+    from scalingkit.store import RunStore
+
+    path = Path(source)
+    if not (path / "store.json").exists():
+        raise ValueError(f"{path} is not a run store (no store.json)")
+    rows = []
+    for record in RunStore(path).records():
+        curve = (record.result or {}).get("curve") or []
+        if record.status != "done":
+            continue
+        n = float(record.plan.get("params") or (record.result or {}).get("params_total"))
+        rows.extend({"run": record.id, "params": n, "tokens": float(p["tokens"]),
+                     "flops": float(p["flops"]), "loss": float(p["loss"])}
+                    for p in curve if p.get("tokens", 0) > 0)
+    if not rows:
+        raise ValueError(f"run store {path} has no finished runs with a loss curve")
+    return pd.DataFrame(rows)

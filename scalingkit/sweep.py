@@ -369,9 +369,9 @@ def preset(name: str, **overrides: Any) -> SweepSpec:
     """A named sweep, optionally with some fields replaced.
 
     ``quick``
-        3 budgets (3e10 to 3e11 FLOP) x 3 sizes (7 distinct shapes after the
-        ladder's rounding): a smoke test of the whole pipeline, a few minutes
-        on 2 CPU cores.
+        3 budgets (3e10 to 3e11 FLOP) x 3 sizes (9 runs, 1.3e12 FLOP): a
+        smoke test of the whole pipeline with just enough sizes per budget
+        for a parabola; a few minutes on 2 idle CPU cores.
     ``reference``
         The sweep the book's IsoFLOP chapter reads: 5 budgets from 1e12 to
         3.2e13 FLOP (1.5 decades) x 7 sizes spanning a factor 16, horizon-matched
@@ -386,7 +386,7 @@ def preset(name: str, **overrides: Any) -> SweepSpec:
     """
     if name == "quick":
         spec = SweepSpec(budgets=(3e10, 1e11, 3e11), sizes_per_budget=3, span=8.0,
-                         evals_per_run=10, eval_tokens=8192, min_steps=20)
+                         evals_per_run=10, eval_tokens=8192, min_steps=20, min_params=5e3)
     elif name == "reference":
         spec = SweepSpec(budgets=tuple(float(f"{c:.3g}") for c in np.geomspace(1e12, 3.2e13, 5)),
                          sizes_per_budget=7, span=16.0)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -200,3 +204,56 @@ def test_cli_status_rejects_a_non_store(tmp_path, capsys):
 def test_store_under_proc_is_unwritable_even_for_root(tmp_path, capsys):
     assert main(["sweep", "--out", "/proc/scalingkit-sweep", "--budgets", "1e11"]) == 2
     assert "not writable" in capsys.readouterr().err
+
+
+# -- with the real trainer (small budgets: seconds per run on 2 cores) ----------------
+
+ROOT = TESTS.parent
+TINY = ["--budgets", "2e10", "4e10", "--sizes-per-budget", "3", "--no-progress"]
+
+
+def test_cli_sweep_survives_sigkill_and_resumes(tmp_path):
+    """SIGKILL a real sweep mid-run, rerun the same command: each run done exactly once."""
+    out = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "scalingkit", "sweep", *TINY, "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    store = RunStore(out)
+    deadline = time.time() + 300
+    killed_mid_run = False
+    while time.time() < deadline and proc.poll() is None:
+        records = list(store.records()) if store.runs_dir.is_dir() else []
+        running = [r for r in records if r.status == "running"
+                   and (store.run_dir(r.id) / "checkpoint.pt").exists()]
+        if running and any(r.status == "done" for r in records):
+            os.kill(proc.pid, signal.SIGKILL)
+            killed_mid_run = True
+            break
+        time.sleep(0.05)
+    proc.wait()
+    assert killed_mid_run, "the sweep ended before it could be killed mid-run"
+    planned = store.ids()
+    assert len(planned) == 3 and store.counts()["done"] < 3
+
+    rerun = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    records = list(store.records())  # each parses: no record is corrupt
+    assert sorted(r.id for r in records) == planned
+    for r in records:
+        assert r.status == "done" and math.isfinite(r.result["final_loss"])
+        assert [h["status"] for h in r.history].count("done") == 1
+        assert r.result["tokens"] == r.plan["tokens"]
+    assert any([h["status"] for h in r.history].count("running") == 2 for r in records)
+    assert not list(out.rglob("checkpoint.pt"))
+
+
+def test_diverging_learning_rate_is_recorded_while_the_rest_completes(tmp_path):
+    base = preset("quick", budgets=(2e10,), corpus_tokens=SHAKESPEARE_TRAIN_TOKENS)
+    good = plan_sweep(base)
+    bad = plan_sweep(replace(base, lr=30.0))  # far beyond any stable step size
+    both = replace(good, runs=good.runs + bad.runs)
+    store = run_sweep(both, tmp_path, progress=False)
+    by_lr = {r.config["lr"]: r for r in store.records()}
+    assert by_lr[30.0].status == "diverged"
+    assert "divergence limit" in by_lr[30.0].error or "not finite" in by_lr[30.0].error
+    assert by_lr[base.lr].status == "done"
+    assert math.isfinite(by_lr[base.lr].result["final_loss"])

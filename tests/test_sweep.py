@@ -209,7 +209,7 @@ def test_store_under_proc_is_unwritable_even_for_root(tmp_path, capsys):
 # -- with the real trainer (small budgets: seconds per run on 2 cores) ----------------
 
 ROOT = TESTS.parent
-TINY = ["--budgets", "2e10", "4e10", "--sizes-per-budget", "3", "--no-progress"]
+TINY = ["--budgets", "2e10", "--sizes-per-budget", "3", "--no-progress"]  # 2 runs
 
 
 def test_cli_sweep_survives_sigkill_and_resumes(tmp_path):
@@ -232,7 +232,7 @@ def test_cli_sweep_survives_sigkill_and_resumes(tmp_path):
     proc.wait()
     assert killed_mid_run, "the sweep ended before it could be killed mid-run"
     planned = store.ids()
-    assert len(planned) == 3 and store.counts()["done"] < 3
+    assert len(planned) == 2 and store.counts()["done"] == 1
 
     rerun = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]

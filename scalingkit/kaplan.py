@@ -350,10 +350,12 @@ def train_with_noise_scale(
         measure(0)  # the trainer initialises from the same seed, so these are its weights
     ckpt = run_dir / "checkpoint.pt"
     seen = {p["step"] for p in points}
+    stamp = [None]
 
     def callback(info: dict) -> None:
-        if not ckpt.exists():
+        if not ckpt.exists() or ckpt.stat().st_mtime_ns == stamp[0]:
             return
+        stamp[0] = ckpt.stat().st_mtime_ns
         payload = torch.load(ckpt, map_location="cpu", weights_only=True)
         step = json.loads(payload["state"])["step"]
         if step not in seen:

@@ -32,7 +32,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-__all__ = ["NoiseScale", "noise_scale_from_norms", "estimate_noise_scale", "gpt_noise_scale"]
+__all__ = [
+    "NoiseScale", "noise_scale_from_norms", "estimate_noise_scale", "gpt_noise_scale",
+    "fit_critical_batch",
+]
 
 
 @dataclass(frozen=True)
@@ -205,3 +208,33 @@ def gpt_noise_scale(
                                     repeats=repeats)
     finally:
         model.zero_grad(set_to_none=True)
+
+
+def fit_critical_batch(loss: object, b_simple: object) -> tuple[float, float]:
+    """Fit Kaplan et al.'s ``B_crit(L) = B_* / L^(1 / alpha_B)`` to noise-scale measurements.
+
+    The law is a power law in the loss, ``B = (L_B / L)^(1 / alpha_B)`` with
+    ``L_B = B_*^alpha_B``, fitted by least squares on logs with
+    :class:`scalingkit.fit.KaplanNFit` (the same one-variable power-law form).
+
+    Parameters
+    ----------
+    loss : array-like
+        Loss at each measurement (nats/token), positive.
+    b_simple : array-like
+        Noise scale at each measurement (tokens), positive.
+
+    Returns
+    -------
+    (float, float)
+        ``(B_star, alpha_B)``: tokens, and the exponent (Kaplan et al. 2020 report
+        ``B_* ~ 2e8`` tokens and ``alpha_B ~ 0.21`` for WebText2).
+    """
+    from scalingkit.fit import KaplanNFit
+
+    fit = KaplanNFit().fit(loss, b_simple)
+    if not fit.alpha_N_ > 0:
+        raise ValueError("the noise scale does not grow as the loss falls; "
+                         f"the fitted slope is {-fit.alpha_N_:.3g}")
+    alpha_b = 1.0 / fit.alpha_N_
+    return float(fit.N_c_ ** fit.alpha_N_), float(alpha_b)

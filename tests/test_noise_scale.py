@@ -12,6 +12,7 @@ from scalingkit.models import GPT, GPTConfig
 from scalingkit.noise_scale import (
     NoiseScale,
     estimate_noise_scale,
+    fit_critical_batch,
     gpt_noise_scale,
     noise_scale_from_norms,
 )
@@ -130,3 +131,16 @@ def test_gpt_noise_scale_leaves_the_model_alone_and_is_reproducible():
     assert a == b
     assert a.trace_cov > 0 and math.isfinite(a.grad_sq)
     assert a.loss == pytest.approx(math.log(256), rel=0.05)  # an untrained model guesses
+
+
+@pytest.mark.parametrize("b_star, alpha_b", [(2e8, 0.21), (5e3, 0.5)])
+def test_fit_critical_batch_recovers_kaplans_form(b_star, alpha_b):
+    loss = np.array([4.0, 3.0, 2.5, 2.0, 1.8])
+    fitted = fit_critical_batch(loss, b_star / loss ** (1 / alpha_b))
+    assert fitted == pytest.approx((b_star, alpha_b), rel=1e-9)
+
+
+def test_fit_critical_batch_refuses_a_noise_scale_that_shrinks_with_the_loss():
+    loss = np.array([4.0, 3.0, 2.0])
+    with pytest.raises(ValueError, match="does not grow as the loss falls"):
+        fit_critical_batch(loss, loss**2)

@@ -75,8 +75,8 @@ def main() -> None:
     scaled = "" if n_seq == len(grid) else f" (timed on {n_seq} random starts, scaled)"
     print(f"sequential: {len(grid)} starts in {t_seq_full:.1f} s{scaled}, "
           f"best objective {obj_seq:.10e}")
-    print(f"speedup={t_seq_full / t_batched:.1f} objective_batched={fit.objective_:.10e} "
-          f"objective_sequential={obj_seq:.10e}")
+    print(f"speedup={t_seq_full / t_batched:.1f} objective_batched={fit.objective_:.12e} "
+          f"objective_sequential={obj_seq:.12e}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from scalingkit import cli
 from scalingkit.fit import ParametricFit
 from scalingkit.fit.data import load_curves, load_points
 from scalingkit.fit.published import BESIROGLU_2024
-from scalingkit.fit.simulate import isoflop_sweep
+from scalingkit.fit.simulate import isoflop_sweep, training_curves
 from scalingkit.fit.studies import (
     compare_laws,
     grid_study,
@@ -98,6 +98,22 @@ def test_fit_reads_a_run_store(tmp_path, capsys):
     assert cli.main(["fit", str(tmp_path / "store"), "--approach", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["a"] == pytest.approx(0.5126, abs=1e-3)
+
+
+def test_fit_approach1_reads_store_curves(tmp_path, capsys):
+    c = training_curves(BESIROGLU_2024, np.geomspace(1e7, 1e10, 8), 1e21, n_points=30)
+    store = RunStore(tmp_path)
+    store.ensure_writable()
+    for run in np.unique(c["run"]):
+        sel = c["run"] == run
+        curve = [{"step": i, "tokens": d, "flops": f, "loss": loss} for i, (d, f, loss)
+                 in enumerate(zip(c["tokens"][sel], c["flops"][sel], c["loss"][sel], strict=True))]
+        rid = store.add({"run": int(run)}, plan={"params": float(c["params"][sel][0])})
+        store.update(rid, "done", result={"final_loss": curve[-1]["loss"], "curve": curve})
+    assert cli.main(["fit", str(tmp_path), "--approach", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert abs(out["a"] - 0.5126) < 0.06 and out["ci"] is None
+    assert cli.main(["fit", str(tmp_path), "--approach", "1", "--drop-highest", "2"]) == 2
 
 
 def test_folder_that_is_not_a_store(tmp_path):

@@ -13,17 +13,18 @@ from pathlib import Path
 import numpy as np
 
 from scalingkit import __version__
-from scalingkit.fit import IsoFLOPFit, ParametricFit
-from scalingkit.fit.data import drop_highest_loss, load_points
+from scalingkit.fit import EnvelopeFit, IsoFLOPFit, ParametricFit
+from scalingkit.fit.data import drop_highest_loss, load_curves, load_points
 
-HELP = "Fit a scaling law (Chinchilla Approach 2 or 3) to runs in a CSV file or a run store."
+HELP = "Fit a scaling law (Chinchilla Approach 1, 2 or 3) to runs in a CSV file or a run store."
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="CSV with columns params, tokens, loss [, flops, budget] "
                                   "or a run-store folder written by `sweep`")
-    p.add_argument("--approach", type=int, choices=[2, 3], default=3,
-                   help="3: L(N, D) = E + A/N^alpha + B/D^beta (default); 2: IsoFLOP parabolas")
+    p.add_argument("--approach", type=int, choices=[1, 2, 3], default=3,
+                   help="3: L(N, D) = E + A/N^alpha + B/D^beta (default); 2: IsoFLOP "
+                        "parabolas; 1: lower envelope of the training curves (run store only)")
     p.add_argument("--bootstrap", type=int, default=0, metavar="K",
                    help="bootstrap resamples of the runs for 95%% intervals (default 0)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
@@ -48,6 +49,12 @@ def _result(args: argparse.Namespace, frame) -> dict:
         out = {k: est.coef_[k] for k in keys}
         out.update(objective=est.objective_, a=est.a_, b=est.b_, G=est.G_)
         extra = {"n_converged_starts": est.n_converged_}
+    elif args.approach == 1:
+        est = EnvelopeFit(n_bootstrap=args.bootstrap, random_state=args.seed)
+        est.fit(cols["params"], cols["tokens"], cols["loss"], flops=frame["flops"].to_numpy(float),
+                run=frame["run"].to_numpy())
+        out = dict(est.coef_)
+        extra = {}
     else:
         kwargs = {}
         if "flops" in frame:
@@ -92,7 +99,12 @@ def _machine() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    frame = load_points(args.source)
+    if args.approach == 1:
+        if args.drop_highest:
+            raise ValueError("--drop-highest applies to final losses, not to approach 1")
+        frame = load_curves(args.source)
+    else:
+        frame = load_points(args.source)
     if args.drop_highest:
         frame = drop_highest_loss(frame, args.drop_highest)
     out = _result(args, frame)
@@ -111,7 +123,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(text)
     else:
-        print(ParametricFit.from_json(json.dumps(out["estimator"])).summary()
-              if args.approach == 3 else IsoFLOPFit.from_json(json.dumps(out["estimator"]))
-              .summary())
+        cls = {1: EnvelopeFit, 2: IsoFLOPFit, 3: ParametricFit}[args.approach]
+        print(cls.from_json(json.dumps(out["estimator"])).summary())
     return 0

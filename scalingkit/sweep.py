@@ -540,3 +540,38 @@ def _spec_dict(spec: SweepSpec) -> dict:
     data["budgets"] = list(spec.budgets)
     data["train"] = dict(spec.train)
     return data
+
+
+def tokens_at_size(frame: pd.DataFrame, budgets: Sequence[float],
+                   params: Sequence[float]) -> np.ndarray:
+    """Tokens ``D`` (tokens) a run of size ``N`` would get on each budget's IsoFLOP line.
+
+    Within one budget ``D = C / (FLOP per token)`` is a smooth, nearly
+    straight line in log-log space (FLOP per token grows almost like ``N``), so
+    a quadratic in ``log N`` through that budget's runs (a line with 2 sizes)
+    gives ``D`` at any size between them, e.g. at a fitted optimum ``N_opt``.
+    Unlike ``C / (6 N)``, this respects whichever FLOP count defined the budget.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Runs with ``budget`` (FLOP), ``params`` and ``tokens``.
+    budgets, params : sequence of float
+        Budgets (FLOP; each must appear in ``frame``, to 1 part in 1e6) and
+        the sizes (parameters) at which to read ``D``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``D`` for each ``(budget, params)`` pair (tokens).
+    """
+    out = []
+    for budget, n in zip(budgets, params, strict=True):
+        runs = frame[np.isclose(frame["budget"], budget, rtol=1e-6)]
+        if runs["params"].nunique() < 2:
+            raise ValueError(f"budget {budget:.3g} FLOP needs runs of at least 2 sizes")
+        deg = min(2, runs["params"].nunique() - 1)
+        coef = np.polyfit(np.log(runs["params"].astype(float)),
+                          np.log(runs["tokens"].astype(float)), deg)
+        out.append(float(np.exp(np.polyval(coef, np.log(n)))))
+    return np.array(out)

@@ -26,6 +26,7 @@ from scalingkit.sweep import (
     preset,
     results_frame,
     run_sweep,
+    tokens_at_size,
 )
 
 TESTS = Path(__file__).resolve().parent
@@ -257,3 +258,16 @@ def test_diverging_learning_rate_is_recorded_while_the_rest_completes(tmp_path):
     assert "divergence limit" in by_lr[30.0].error or "not finite" in by_lr[30.0].error
     assert by_lr[base.lr].status == "done"
     assert math.isfinite(by_lr[base.lr].result["final_loss"])
+
+
+def test_tokens_at_size_follows_the_isoflop_line():
+    plan = plan_sweep(SMALL)
+    frame = plan.to_frame()
+    runs = plan.runs
+    got = tokens_at_size(frame, [r.budget for r in runs], [r.params for r in runs])
+    tokens = np.array([r.tokens for r in runs])
+    assert got == pytest.approx(tokens, rel=0.08)  # ladder shapes are not a smooth family
+    six_nd = np.array([r.budget / (6 * r.params) for r in runs])
+    assert np.abs(np.log(got / tokens)).mean() < np.abs(np.log(six_nd / tokens)).mean()
+    with pytest.raises(ValueError, match="at least 2 sizes"):
+        tokens_at_size(frame.iloc[:1], [runs[0].budget], [1e5])

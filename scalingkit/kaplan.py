@@ -110,9 +110,9 @@ class KaplanSpec:
     sizes: tuple[float, ...] = (5e3, 1e4, 2.2e4, 4.6e4, 1e5, 2.2e5)
     tokens_n: int = 2_000_000
     d_size: float = 1e5
-    subsets: tuple[int, ...] = tuple(2**k for k in range(15, 21))
+    subsets: tuple[int, ...] = tuple(2**k for k in range(12, 21))
     grid_sizes: tuple[float, ...] = (2.2e4, 2.2e5)
-    grid_subsets: tuple[int, ...] = (2**15, 2**17, 2**19)
+    grid_subsets: tuple[int, ...] = (2**13, 2**15, 2**17)
     subset_epochs: float = 16.0
     subset_tokens_min: int = 500_000
     subset_tokens_max: int = 2**20
@@ -173,8 +173,8 @@ def preset(name: str, **overrides: Any) -> KaplanSpec:
 
     ``reference``
         What the book's chapter reads: 6 sizes over 1.8 decades of non-embedding
-        ``N`` (2M tokens each), 6 nested subsets over 1.5 decades (32 Ki to 1 Mi
-        tokens), 6 more grid runs and 4 shapes (aspect ratio 4 to 96): 1.8e13 FLOP,
+        ``N`` (2M tokens each), 9 nested subsets over 2.4 decades (4 Ki to 1 Mi
+        tokens), 6 more grid runs and 4 shapes (aspect ratio 4 to 96): 1.7e13 FLOP,
         about 15 CPU-minutes at 20 GFLOP/s (several times longer on a shared machine).
     ``quick``
         The same pipeline on toy sizes, in well under a minute (tests, demos).

@@ -271,3 +271,25 @@ def test_tokens_at_size_follows_the_isoflop_line():
     assert np.abs(np.log(got / tokens)).mean() < np.abs(np.log(six_nd / tokens)).mean()
     with pytest.raises(ValueError, match="at least 2 sizes"):
         tokens_at_size(frame.iloc[:1], [runs[0].budget], [1e5])
+
+
+COMMITTED = ROOT / "book" / "data" / "sweep_quick"
+
+
+@pytest.mark.skipif(not (COMMITTED / "store.json").exists(), reason="no committed sweep")
+def test_committed_sweep_is_complete_and_its_smallest_run_reproduces(capsys):
+    assert main(["status", str(COMMITTED), "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert runs and all(r["status"] == "done" for r in runs)
+    sweeps = json.loads((COMMITTED / "sweeps.json").read_text())
+    prov = sweeps[-1]["provenance"]
+    assert prov["command"].startswith("python -m scalingkit sweep") and prov["git_commit"]
+    assert not list(COMMITTED.rglob("*.pt"))  # no checkpoints committed
+
+    from scalingkit.executors import train_from_dict
+
+    store = RunStore(COMMITTED)
+    smallest = min(store.records(), key=lambda r: r.result["flops_exact"])
+    again = train_from_dict(smallest.config)
+    assert again["final_loss"] == pytest.approx(smallest.result["final_loss"], abs=1e-4)
+    assert again["tokens"] == smallest.result["tokens"]

@@ -8,7 +8,7 @@ its last line ``pool_speedup=<sequential seconds / pool seconds>``.
 
 Usage::
 
-    python benchmarks/sweep_throughput.py [--preset quick] [--workers W]
+    python benchmarks/sweep_throughput.py [--preset quick] [--workers W] [--budgets C ...]
 """
 
 from __future__ import annotations
@@ -38,8 +38,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--budgets", type=float, nargs="+", default=None,
+                        help="replace the preset's budgets (FLOP) for a shorter smoke run")
     args = parser.parse_args()
-    plan = plan_sweep(preset(args.preset))
+    overrides = {"budgets": tuple(args.budgets)} if args.budgets else {}
+    plan = plan_sweep(preset(args.preset, **overrides))
     cores = available_cores()
     workers, threads = plan_workers(len(plan.runs), workers=args.workers)
     print(f"{platform.processor() or platform.machine()}, {cores} cores; "

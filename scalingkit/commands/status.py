@@ -42,6 +42,10 @@ def status_rows(root: str) -> list[dict]:
     return rows
 
 
+def _fmt(value: float | None, spec: str) -> str:
+    return "" if value is None or value != value else format(value, spec)
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the table (or JSON)."""
     rows = status_rows(args.dir)
@@ -52,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
              f"{'tokens':>11}  {'loss/nats':>9}"
     print(header)
     for r in rows:
-        loss = "" if r["loss"] is None else f"{r['loss']:.4f}"
-        print(f"{r['id']:16}  {r['status']:8}  {r['budget']:11.3g}  {r['params']:10,}  "
-              f"{r['tokens']:11,}  {loss:>9}")
+        print(f"{r['id']:16}  {r['status']:8}  {_fmt(r['budget'], '.3g'):>11}  "
+              f"{_fmt(r['params'], ',.0f'):>10}  {_fmt(r['tokens'], ',.0f'):>11}  "
+              f"{_fmt(r['loss'], '.4f'):>9}")
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1

@@ -213,6 +213,7 @@ ROOT = TESTS.parent
 TINY = ["--budgets", "2e10", "--sizes-per-budget", "3", "--no-progress"]  # 2 runs
 
 
+@pytest.mark.slow
 def test_cli_sweep_survives_sigkill_and_resumes(tmp_path):
     """SIGKILL a real sweep mid-run, rerun the same command: each run done exactly once."""
     out = tmp_path / "sweep"
@@ -247,6 +248,7 @@ def test_cli_sweep_survives_sigkill_and_resumes(tmp_path):
     assert not list(out.rglob("checkpoint.pt"))
 
 
+@pytest.mark.slow
 def test_diverging_learning_rate_is_recorded_while_the_rest_completes(tmp_path):
     base = preset("quick", budgets=(2e10,), corpus_tokens=SHAKESPEARE_TRAIN_TOKENS)
     good = plan_sweep(base)
@@ -276,6 +278,7 @@ def test_tokens_at_size_follows_the_isoflop_line():
 COMMITTED = ROOT / "book" / "data" / "sweep_quick"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (COMMITTED / "store.json").exists(), reason="no committed sweep")
 def test_committed_sweep_is_complete_and_its_smallest_run_reproduces(capsys):
     assert main(["status", str(COMMITTED), "--json"]) == 0

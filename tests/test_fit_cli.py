@@ -153,9 +153,12 @@ def test_huber_and_grid_studies(sweep_csv):
     f = pd.read_csv(sweep_csv)
     by_delta = huber_delta_study(f.params, f.tokens, f.loss, [1e-3, 1.0])
     assert list(by_delta.delta) == [1e-3, 1.0]
+    small = ParametricFit(grid="small").fit(f.params, f.tokens, f.loss)
     grids = grid_study(f.params, f.tokens, f.loss,
-                       {"one": np.array([[5.0, 5.0, 0.0, 0.5, 0.5]]), "small": "small"})
-    assert list(grids.n_starts) == [1, 243]
+                       {"one": np.array([[5.0, 5.0, 0.0, 0.5, 0.5]]), "small": "small",
+                        "prefitted": small})
+    assert list(grids.n_starts) == [1, 243, 243]
+    assert grids.loc["prefitted", "objective"] == grids.loc["small", "objective"]
     assert grids.loc["small", "objective"] <= grids.loc["one", "objective"] + 1e-12
     assert 0 < grids.loc["small", "frac_at_best"] <= 1
 

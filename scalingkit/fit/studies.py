@@ -82,7 +82,8 @@ def grid_study(params, tokens, loss, grids: dict) -> pd.DataFrame:
     ----------
     grids : dict
         Label -> ``grid`` argument of :class:`ParametricFit` (``"small"``,
-        ``"full"`` or an array of starts).
+        ``"full"`` or an array of starts), or a :class:`ParametricFit` already
+        fitted to the same data (reused as is).
 
     Returns
     -------
@@ -92,7 +93,10 @@ def grid_study(params, tokens, loss, grids: dict) -> pd.DataFrame:
     """
     rows = []
     for label, grid in grids.items():
-        fit = ParametricFit(grid=grid).fit(params, tokens, loss)
+        if isinstance(grid, ParametricFit):
+            fit = grid
+        else:
+            fit = ParametricFit(grid=grid).fit(params, tokens, loss)
         obj = fit.start_objectives_
         rows.append({"grid": label, "n_starts": obj.size, **fit.coef_,
                      "objective": fit.objective_,

@@ -111,11 +111,11 @@ class KaplanSpec:
     tokens_n: int = 2_000_000
     d_size: float = 1e5
     subsets: tuple[int, ...] = tuple(2**k for k in range(12, 21))
-    grid_sizes: tuple[float, ...] = (2.2e4, 2.2e5)
-    grid_subsets: tuple[int, ...] = (2**13, 2**15, 2**17)
+    grid_sizes: tuple[float, ...] = (2.2e4, 4.6e4)
+    grid_subsets: tuple[int, ...] = (2**13, 2**16)
     subset_epochs: float = 16.0
-    subset_tokens_min: int = 500_000
-    subset_tokens_max: int = 2**20
+    subset_tokens_min: int = 2_000_000
+    subset_tokens_max: int = 2_000_000
     shape_size: float = 1e5
     shape_layers: tuple[int, ...] = (1, 2, 4, 8)
     tokens_shape: int = 500_000
@@ -173,9 +173,10 @@ def preset(name: str, **overrides: Any) -> KaplanSpec:
 
     ``reference``
         What the book's chapter reads: 6 sizes over 1.8 decades of non-embedding
-        ``N`` (2M tokens each), 9 nested subsets over 2.4 decades (4 Ki to 1 Mi
-        tokens), 6 more grid runs and 4 shapes (aspect ratio 4 to 96): 1.7e13 FLOP,
-        about 15 CPU-minutes at 20 GFLOP/s (several times longer on a shared machine).
+        ``N``, 9 nested subsets over 2.4 decades (4 Ki to 1 Mi tokens) and 4 more
+        grid runs, all trained for the same 2M tokens (so that only ``N`` and ``D``
+        differ), and 4 shapes (aspect ratio 4 to 96, 0.5M tokens): 2.6e13 FLOP, about
+        20 CPU-minutes at 20 GFLOP/s (several times longer on a shared machine).
     ``quick``
         The same pipeline on toy sizes, in well under a minute (tests, demos).
     """

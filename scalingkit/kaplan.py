@@ -44,7 +44,7 @@ __all__ = [
     "EXPERIMENTS", "KAPLAN_2020", "KaplanSpec", "KaplanRun", "preset", "PRESETS",
     "plan_kaplan", "run_kaplan", "train_with_noise_scale", "kaplan_frame", "noise_frame",
     "curves", "fit_kaplan_laws", "overfit_threshold", "shape_config", "overfitting",
-    "tokens_to_reach", "compare_with_kaplan",
+    "tokens_to_reach", "compare_with_kaplan", "export_store",
 ]
 
 #: Experiment names, in the order they run.
@@ -436,6 +436,34 @@ def run_kaplan(
                       f"subset={run.plan['subset']} {rec.status} best_loss={shown}",
                       flush=True)
     return store
+
+
+def export_store(source: str | Path, dest: str | Path) -> int:
+    """Copy the manifest and the records of the runs it lists, for committing.
+
+    Checkpoints, noise-scale logs and runs of earlier plans left in the store (records
+    are never deleted) stay behind.
+
+    Returns
+    -------
+    int
+        Records copied.
+    """
+    import shutil
+
+    from scalingkit.store import RunStore
+
+    source, dest = Path(source), Path(dest)
+    manifest = _manifest(source)
+    store = RunStore(source)
+    ids = sorted({i for ids in manifest["experiments"].values() for i in ids if i in store})
+    (dest / "runs").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source / "store.json", dest / "store.json")
+    shutil.copy2(source / _MANIFEST, dest / _MANIFEST)
+    for run_id in ids:
+        (dest / "runs" / run_id).mkdir(exist_ok=True)
+        shutil.copy2(store.run_dir(run_id) / "record.json", dest / "runs" / run_id / "record.json")
+    return len(ids)
 
 
 # ---------------------------------------------------------------------------- analysis

@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="bootstrap resamples of the L(N, D) fit (slow: seconds each)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
-    p = sub.add_parser("export", help="copy a store's records (no checkpoints) for committing")
+    p = sub.add_parser("export", help="copy the records of the planned runs (no checkpoints, "
+                       "no runs of earlier plans) for committing")
     p.add_argument("source", type=Path, metavar="DIR")
     p.add_argument("dest", type=Path, metavar="DEST")
 
@@ -81,13 +82,7 @@ def run(args: argparse.Namespace) -> int:
         print(", ".join(f"{k}: {v}" for k, v in counts.items() if v) + f"  ({args.out})")
         return 0 if counts["failed"] == 0 else 1
     if args.action == "export":
-        from scalingkit.store import RunStore
-
-        manifest = args.source / "kaplan.json"
-        if not manifest.exists():
-            raise ValueError(f"{args.source} is not a Kaplan run store (no kaplan.json)")
-        n = RunStore(args.source).export(args.dest)
-        (args.dest / "kaplan.json").write_text(manifest.read_text())
+        n = kaplan.export_store(args.source, args.dest)
         print(f"exported {n} runs to {args.dest}")
         return 0
     if args.bootstrap < 0 or args.joint_bootstrap < 0:

@@ -34,10 +34,13 @@ import bz2
 import gzip
 import lzma
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 __all__ = [
     "UNITS",
@@ -48,6 +51,7 @@ __all__ = [
     "compressed_bits_per_byte",
     "compressor_baselines",
     "corpus_text",
+    "sweep_points",
     "NGramModel",
     "ngram_baselines",
     "SHANNON_BITS_PER_CHAR",
@@ -228,6 +232,33 @@ def corpus_text(corpus: str = "shakespeare", split: str = "val") -> bytes:
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     tc = load_corpus(corpus, "byte")
     return np.asarray(getattr(tc, split), dtype=np.uint8).tobytes()
+
+
+def sweep_points(store: str | os.PathLike) -> pd.DataFrame:
+    """Finished runs of a (committed) run store, with their loss in bits/byte.
+
+    Parameters
+    ----------
+    store : str or PathLike
+        A run-store folder written by ``python -m scalingkit sweep`` (or its export).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per run with status ``done``: ``budget`` and ``flops`` (exact training
+        compute, FLOP), ``params``, ``tokens``, ``loss`` (nats/token) and
+        ``bits_per_byte`` (as recorded by the trainer).
+    """
+    from scalingkit.store import RunStore
+    from scalingkit.sweep import results_frame
+
+    root = Path(store)
+    if not (root / "store.json").exists():
+        raise ValueError(f"{root} is not a run store (no store.json)")
+    frame = results_frame(list(RunStore(root).records()))
+    frame = frame[frame["status"] == "done"].rename(columns={"flops_exact": "flops"})
+    cols = ["budget", "params", "tokens", "flops", "loss", "bits_per_byte"]
+    return frame[cols].astype(float).reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------- n-grams

@@ -35,6 +35,7 @@ __all__ = [
     "source_loss_on_windows",
     "relative_error",
     "fit_known_entropy",
+    "profile_E",
 ]
 
 
@@ -220,3 +221,64 @@ def fit_known_entropy(params: Any, tokens: Any, loss: Any, true_entropy_rate: fl
         "success": bool(est.success_),
         "message": est.message_,
     }
+
+
+def profile_E(params: Any, tokens: Any, loss: Any, e_values: Any, *,
+              huber_delta: float = 1e-3) -> np.ndarray:
+    """Profile of the Approach 3 objective over the irreducible loss ``E``.
+
+    For each fixed ``E`` the other four parameters (``A, B, alpha, beta``) are fitted
+    by L-BFGS-B from eight starts and the previous ``E``'s optimum; the
+    best sum of Huber losses of log residuals is returned. A flat profile means the
+    runs cannot tell ``E`` apart from the ``B / D^beta`` term: ``E`` is not identified.
+
+    Parameters
+    ----------
+    params, tokens, loss : array_like
+        Runs: N (parameters), D (tokens), final loss (nats/token).
+    e_values : array_like
+        Values of ``E`` to profile (nats/token), each positive and below every loss.
+    huber_delta : float, default=1e-3
+        Huber threshold, as in :class:`~scalingkit.fit.ParametricFit`.
+
+    Returns
+    -------
+    numpy.ndarray
+        The profiled objective at each ``E`` (same shape as ``e_values``).
+    """
+    import itertools
+
+    from scipy.optimize import minimize
+
+    from scalingkit.fit.parametric import huber_objective
+
+    n, d, lo = (np.asarray(v, dtype=float) for v in (params, tokens, loss))
+    e_arr = np.asarray(e_values, dtype=float)
+    if not (n.shape == d.shape == lo.shape and n.ndim == 1 and n.size >= 5):
+        raise ValueError("params, tokens and loss must be 1-D arrays of the same length >= 5")
+    if not (np.all(e_arr > 0) and np.all(e_arr < lo.min())):
+        raise ValueError("every E must be positive and below the smallest loss")
+    ln, ld, ll = np.log(n), np.log(d), np.log(lo)
+    mu_n, mu_d = ln.mean(), ld.mean()  # centred logs, as ParametricFit does
+    cn, cd = ln - mu_n, ld - mu_d
+
+    def fun(x: np.ndarray, e: float):
+        theta = np.array([[x[0], x[1], math.log(e), x[2], x[3]]])
+        f, g = huber_objective(theta, cn, cd, ll, huber_delta)
+        if not np.isfinite(f[0]):
+            return 1e10, np.zeros(4)
+        return float(f[0]), g[0, [0, 1, 3, 4]]
+
+    grid = [np.array(s, dtype=float) for s in itertools.product(
+        (-3.0, 1.0), (-3.0, 1.0), (0.3,), (0.2, 0.8))]
+    out = np.empty(e_arr.size)
+    warm: np.ndarray | None = None
+    for i, e in enumerate(e_arr.ravel()):
+        best = (np.inf, None)
+        for x0 in ([warm] if warm is not None else []) + grid:
+            res = minimize(fun, x0, args=(float(e),), jac=True, method="L-BFGS-B",
+                           bounds=[(None, None), (None, None), (0.0, 5.0), (0.0, 5.0)])
+            if res.fun < best[0]:
+                best = (float(res.fun), res.x)
+        out[i], warm = best
+    return out.reshape(e_arr.shape)

@@ -361,7 +361,9 @@ def plot_bits_per_byte_vs_compute(points, baselines=None, band=None, ax=None):
         A shaded horizontal range in bits/byte (e.g. Shannon's estimate).
     """
     ax = _axes(ax, figsize=(7.0, 4.5))
-    if "params" in points:
+    if len(points) == 0:
+        pass  # no runs yet: reference lines only
+    elif "params" in points:
         sc = ax.scatter(points["flops"], points["bits_per_byte"], c=points["params"],
                         norm=matplotlib_lognorm(points["params"]), cmap="viridis", s=28,
                         zorder=3)
@@ -561,4 +563,29 @@ def plot_noise_scale(frame, ax=None):
     ax.invert_xaxis()
     ax.set_xlabel("training loss at the measurement (nats/token)")
     ax.set_ylabel("noise scale B_simple (tokens)")
+    return ax
+
+
+def plot_profile_E(e_values, objective, true_E=None, fitted_E=None, ax=None):
+    """The Approach 3 objective profiled over E, with the true and fitted E marked.
+
+    Parameters
+    ----------
+    e_values : array_like
+        Fixed values of E (nats/token).
+    objective : array_like
+        Best sum of Huber losses at each E (from
+        :func:`scalingkit.known_entropy.profile_E`).
+    true_E, fitted_E : float, optional
+        Vertical reference lines (nats/token).
+    """
+    ax = _axes(ax)
+    ax.plot(e_values, objective, marker="o", ms=4, lw=1.5, color="C0")
+    if true_E is not None:
+        ax.axvline(true_E, color="k", lw=1.5, label=f"true H = {true_E:.4f}")
+    if fitted_E is not None:
+        ax.axvline(fitted_E, color="C3", ls="--", lw=1.5, label=f"fitted E = {fitted_E:.4f}")
+    ax.set_xlabel("fixed E (nats/token)")
+    ax.set_ylabel("best objective (sum of Huber losses)")
+    ax.legend(fontsize=8)
     return ax

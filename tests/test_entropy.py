@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from scalingkit import entropy as en
@@ -244,3 +245,64 @@ def test_committed_known_entropy_result_is_consistent():
         res["corpus_meta"]["entropy_rate_nats_per_byte"], rel=1e-12)
     assert res["provenance"]["command"].startswith("python -m scalingkit known-entropy")
     assert res["n_runs"] == len(res["runs"]["loss"])
+
+
+def test_sweep_points_reads_finished_runs_only(tmp_path):
+    from scalingkit.store import RunStore
+
+    store = RunStore(tmp_path / "store")
+    store.ensure_writable()
+    for i, status in enumerate(["done", "done", "diverged"]):
+        rid = store.add({"seed": i}, plan={"budget": 1e11, "params": 1000 * (i + 1),
+                                            "tokens": 5000, "flops_exact": 1e11 + i})
+        store.update(rid, status, result={"final_loss": 2.0 + i,
+                                          "final_bits_per_byte": (2.0 + i) / math.log(2)})
+    pts = en.sweep_points(tmp_path / "store")
+    assert len(pts) == 2
+    assert list(pts.columns) == ["budget", "params", "tokens", "flops", "loss", "bits_per_byte"]
+    np.testing.assert_allclose(pts["bits_per_byte"], pts["loss"] / math.log(2))
+
+
+def test_sweep_points_rejects_non_store(tmp_path):
+    with pytest.raises(ValueError, match="not a run store"):
+        en.sweep_points(tmp_path)
+
+
+def test_profile_E_is_lowest_at_the_true_E_of_a_noiseless_law():
+    n = np.repeat(np.geomspace(1e4, 5e5, 5), 4)
+    d = np.tile(np.geomspace(2e5, 1e8, 4), 5)
+    loss = 1.9 + 40.0 / n**0.4 + 60.0 / d**0.3
+    e_values = np.array([1.0, 1.5, 1.9, 2.0])
+    prof = ke.profile_E(n, d, loss, e_values)
+    assert np.argmin(prof) == 2
+    assert prof[2] < 1e-8 < prof[0]
+
+
+@pytest.mark.parametrize("e_values", [[0.0], [-1.0], [5.0]])
+def test_profile_E_rejects_e_outside_range(e_values):
+    with pytest.raises(ValueError, match="below the smallest loss"):
+        ke.profile_E([1e4] * 5, [1e5] * 5, [3.0] * 5, e_values)
+
+
+# ------------------------------------------------------------------------ plots
+def test_entropy_plots_draw_what_they_are_given():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from scalingkit import plots
+
+    pts = pd.DataFrame({"flops": [1e11, 1e12, 1e13], "bits_per_byte": [3.0, 2.5, 2.2],
+                        "params": [1e4, 1e5, 1e6]})
+    ax = plots.plot_bits_per_byte_vs_compute(pts, {"gzip": 3.0, "bz2": 2.3},
+                                             band=(0.6, 1.3, "Shannon"))
+    assert [ln.get_ydata()[0] for ln in ax.lines] == [3.0, 2.3]
+    runs = pd.DataFrame({"params": [1e4, 1e4, 2e4], "tokens": [1e5, 1e6, 1e5],
+                         "loss": [3.0, 2.6, 2.9]})
+    ax = plots.plot_known_entropy(runs, 2.5, 2.4, (2.3, 2.45),
+                                  law=lambda n, d: 2.4 + 10 / d**0.3)
+    assert len(ax.lines) == 2 + 2  # one law curve per size, H and E
+    ax = plots.plot_profile_E([1.0, 2.0], [0.3, 0.1], true_E=2.1, fitted_E=2.0)
+    assert len(ax.lines) == 3
+    plt.close("all")

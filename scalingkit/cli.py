@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "known-entropy": "entropy",
     "kaplan": "kaplan",
     "train": "train",
+    "porian": "porian",
+    "predict": "predict",
 }
 
 

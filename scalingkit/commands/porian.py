@@ -1,0 +1,89 @@
+"""``python -m scalingkit porian``: the Porian et al. (2024) step ladder.
+
+``porian plan STEP`` prints a step's runs; ``porian run STEP --out DIR`` trains
+them, resumably, into a run store; ``porian fit NAME=DIR ...`` fits
+``N_opt = k C^a`` with intervals for each step under both counting conventions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+HELP = "Porian et al. ladder: plan, run and fit the Kaplan-to-Chinchilla steps"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the ``plan``, ``run`` and ``fit`` actions."""
+    from scalingkit.porian import STEPS
+
+    names = [s.name for s in STEPS]
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = sub.add_parser("plan", help="print a step's runs and its cost")
+    p.add_argument("step", choices=names)
+    p.add_argument("--flop-per-s", type=float, default=5e10, metavar="R",
+                   help="sustained training throughput for the time estimate (FLOP/s)")
+    r = sub.add_parser("run", help="train a step's sweep into a run store (resumable)")
+    r.add_argument("step", choices=names)
+    r.add_argument("--out", required=True, metavar="DIR", help="run store folder")
+    r.add_argument("--export", metavar="DEST",
+                   help="afterwards, copy the store without checkpoints to DEST")
+    r.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    f = sub.add_parser("fit", help="fit N_opt = k C^a per step, both conventions")
+    f.add_argument("stores", nargs="+", metavar="NAME=DIR",
+                   help="step name and its run store (or export)")
+    f.add_argument("--bootstrap", type=int, default=200, metavar="B",
+                   help="bootstrap resamples for the interval on a")
+    f.add_argument("--output", metavar="FILE", help="also write the table as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch on the action."""
+    from scalingkit import porian
+
+    if args.action == "plan":
+        plan = porian.plan_step(args.step)
+        print(f"{args.step}: {len(plan.runs)} runs, {plan.total_flops:.3g} FLOP, about "
+              f"{plan.estimate_seconds(args.flop_per_s) / 60:.0f} min at "
+              f"{args.flop_per_s:.3g} FLOP/s")
+        for d in plan.dropped:
+            print(f"  dropped: C={d.budget:.3g} size {d.size_index}: {d.reason}")
+        print(plan.to_frame().to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        return 0
+    if args.action == "run":
+        from scalingkit.store import RunStore
+        from scalingkit.sweep import run_sweep
+
+        RunStore(args.out).ensure_writable()
+        plan = porian.plan_step(args.step)
+        store = RunStore(args.out)
+        for r in plan.runs:  # plan metadata names the step and its FLOP count
+            store.add(r.config, plan={**r.plan_dict(porian.get_step(args.step).budget_count),
+                                      "step": args.step})
+        command = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        store = run_sweep(plan, args.out, progress=not args.no_progress, command=command)
+        counts = store.counts()
+        print(", ".join(f"{k}: {v}" for k, v in counts.items() if v) + f"  ({args.out})")
+        if args.export:
+            print(f"exported {store.export(args.export)} run records to {args.export}")
+        return 0 if counts["failed"] == 0 else 1
+    frames = {}
+    for item in args.stores:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"expected NAME=DIR, got {item!r}")
+        frames[name] = porian.step_frame(path)
+    table = porian.exponent_table(frames, n_bootstrap=args.bootstrap)
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    if args.output:
+        from pathlib import Path
+
+        from scalingkit.store import atomic_write_json
+        from scalingkit.sweep import provenance
+
+        command = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(Path(args.output), {"table": table.to_dict(orient="records"),
+                                              "provenance": provenance(command)})
+    return 0

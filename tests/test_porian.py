@@ -1,0 +1,151 @@
+"""The Porian et al. step ladder: plans, per-step recipes, exponent fits, the CLI."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from scalingkit import flops, porian
+from scalingkit.cli import main
+from scalingkit.models import GPTConfig
+from scalingkit.store import RunStore
+from scalingkit.train import TrainConfig
+
+SHAKESPEARE_TRAIN_TOKENS = 4_848_042  # measured by scalingkit.sweep.train_tokens
+SPEC = porian.step_spec(budgets=(2.5e11, 1e12), sizes_per_budget=4,
+                        corpus_tokens=SHAKESPEARE_TRAIN_TOKENS)
+LAW = {"E": 1.0, "A": 400.0, "B": 400.0, "alpha": 0.34, "beta": 0.34}
+
+
+@pytest.fixture(scope="module")
+def plans():
+    return {s.name: porian.plan_step(s, SPEC) for s in porian.STEPS}
+
+
+def test_ladder_corrects_one_factor_per_step():
+    fields = ("budget_count", "warmup", "schedule", "tuned")
+    changed = [sum(getattr(a, f) != getattr(b, f) for f in fields)
+               for a, b in zip(porian.STEPS, porian.STEPS[1:], strict=False)]
+    assert changed == [1] * (len(porian.STEPS) - 1)
+    assert porian.STEPS[0].name == "kaplan"
+    assert porian.step_command("warmup") == (
+        "python -m scalingkit porian run warmup --out runs/porian/warmup")
+
+
+@pytest.mark.parametrize("name", [s.name for s in porian.STEPS])
+def test_each_step_plans_valid_runs_on_budget(plans, name):
+    step, plan = porian.get_step(name), plans[name]
+    assert len(plan.runs) >= 6
+    for run in plan.runs:
+        config = TrainConfig.from_dict(run.config)
+        model = config.model
+        per_token = (6 * model.n_params_non_embedding() if step.budget_count == "kaplan"
+                     else flops.training_flops_per_token(model.shape))
+        # whole steps: within half a step of the budget
+        assert abs(per_token * config.tokens - run.budget) <= per_token * config.tokens_per_step
+        assert config.schedule == step.schedule
+        assert config.warmup_tokens <= config.tokens / 2
+        expected_warm = porian.KAPLAN_WARMUP_TOKENS if step.warmup == "fixed" else run.params
+        assert config.warmup_tokens == int(min(expected_warm, config.tokens / 2))
+        assert run.flops_exact == pytest.approx(
+            flops.training_flops_per_token(model.shape) * config.tokens)
+        if step.tuned:
+            hp = porian.tuned_hyperparameters(run.params)
+            assert (config.lr, config.batch_size, config.beta2) == (
+                hp["lr"], hp["batch_size"], hp["beta2"])
+        else:
+            assert (config.lr, config.batch_size, config.beta2) == (3e-3, 32, 0.95)
+    if step.schedule == "cosine_fixed":
+        horizons = {r.config["horizon_tokens"] for r in plan.runs}
+        assert len(horizons) == 1
+        assert horizons.pop() >= max(r.tokens for r in plan.runs) - 32 * 128
+
+
+def test_kaplan_count_gives_small_models_more_compute(plans):
+    kaplan = {(r.budget, r.params): r for r in plans["kaplan"].runs}
+    exact = {(r.budget, r.params): r for r in plans["head"].runs}
+    common = sorted(set(kaplan) & set(exact), key=lambda k: k[1])
+    ratios = [kaplan[k].flops_exact / exact[k].flops_exact for k in common]
+    assert all(r > 1 for r in ratios)
+    assert ratios[0] > ratios[-1]  # the head's share is largest in the smallest model
+
+
+@pytest.mark.parametrize("n", [1e4, 1e5, 1e6, 1e7])
+def test_tuned_hyperparameters_rule(n):
+    hp = porian.tuned_hyperparameters(n)
+    bigger = porian.tuned_hyperparameters(10 * n)
+    assert bigger["lr"] <= hp["lr"] and bigger["batch_size"] >= hp["batch_size"]
+    assert hp["beta2"] == (0.99 if hp["batch_size"] < 32 else 0.95)
+    assert 1e-3 <= hp["lr"] <= 1e-2 and 8 <= hp["batch_size"] <= 64
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda: porian.get_step("chinchilla"), "unknown Porian step"),
+    (lambda: porian.tuned_hyperparameters(0.0), "n_params"),
+    (lambda: porian.tuned_hyperparameters(math.nan), "n_params"),
+    (lambda: porian.counting_experiment({"E": 1.0}, [1e12]), "lacks"),
+    (lambda: porian.counting_experiment(LAW, [1e12], sizes_per_budget=2), "at least 3"),
+    (lambda: porian.counting_experiment(LAW, [-1.0]), "positive"),
+    (lambda: porian.counting_experiment(LAW, [1e12], noise=0.1), "rng"),
+    (lambda: porian.fit_exponent(porian.counting_experiment(LAW, [1e12, 1e13]), "6nd"),
+     "unknown convention"),
+])
+def test_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_counting_experiment_recovers_exponent_and_shows_head_bias():
+    budgets = np.geomspace(1e15, 1e18, 4)
+    frame = porian.counting_experiment(LAW, budgets, vocab_size=50257, n_ctx=1024)
+    table = porian.exponent_table({"synthetic": frame}, n_bootstrap=0).set_index("convention")
+    assert table.loc["with_head", "a"] == pytest.approx(0.5, abs=0.05)
+    assert table.loc["kaplan", "a"] > table.loc["with_head", "a"] + 0.05
+    assert table.loc["with_head", "n_budgets"] == 4
+
+
+def test_head_share_shrinks_with_size():
+    share = porian.head_share(np.geomspace(1e4, 1e9, 8), vocab_size=50257, n_ctx=1024)
+    assert np.all(np.diff(share["param_ratio"]) < 0)
+    assert np.all(share["param_ratio"] > 1) and np.all(share["flop_ratio"] > 1)
+    model = GPTConfig(d_model=int(share["d_model"][0]), n_layer=int(share["n_layer"][0]),
+                      n_head=1, n_ctx=1024, vocab_size=50257)
+    assert share["param_ratio"][0] == pytest.approx(
+        model.n_params_with_head() / model.n_params_non_embedding())
+
+
+def _synthetic_store(root, plan, law):
+    """A run store holding a plan's runs, 'trained' to the law's loss (with-head N)."""
+    store = RunStore(root)
+    store.ensure_writable()
+    for run in plan.runs:
+        model = GPTConfig.from_dict(run.config["model"])
+        loss = (law["E"] + law["A"] / model.n_params_with_head() ** law["alpha"]
+                + law["B"] / run.tokens ** law["beta"])
+        run_id = store.add(run.config, plan={**run.plan_dict("exact"), "step": "head"})
+        store.update(run_id, "done", result={"status": "done", "final_loss": loss,
+                                             "tokens": run.tokens})
+    return store
+
+
+def test_step_frame_and_fit_cli(plans, tmp_path, capsys):
+    plan = plans["head"]
+    _synthetic_store(tmp_path / "head", plan, LAW)
+    frame = porian.step_frame(tmp_path / "head")
+    assert len(frame) == len(plan.runs)
+    assert np.all(frame["params_with_head"] > frame["params_non_embedding"])
+    out = tmp_path / "table.json"
+    assert main(["porian", "fit", f"head={tmp_path / 'head'}", "--bootstrap", "20",
+                 "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "with_head" in printed and "kaplan" in printed
+    assert out.exists()
+
+
+def test_fit_cli_rejects_bad_argument(tmp_path, capsys):
+    assert main(["porian", "fit", "no-equals-sign"]) == 2
+    assert "NAME=DIR" in capsys.readouterr().err
+    assert main(["porian", "fit", f"kaplan={tmp_path}"]) == 2
+    assert "not a run store" in capsys.readouterr().err

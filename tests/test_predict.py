@@ -1,0 +1,145 @@
+"""The prediction protocol: fit, predict once, train, record the outcome."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalingkit import flops, predict
+from scalingkit.cli import main
+from scalingkit.models import GPTConfig, shape_for_params
+from scalingkit.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+LAW = {"E": 1.2, "A": 60.0, "B": 300.0, "alpha": 0.34, "beta": 0.36}
+RECIPE = TrainConfig(model=GPTConfig(d_model=32, n_layer=2, n_head=2, n_ctx=64, vocab_size=256),
+                     tokens=64 * 16 * 100, batch_size=16, warmup_tokens=64 * 16 * 5,
+                     eval_every=10, eval_tokens=1024).to_dict()
+
+
+def law_loss(n, d):
+    return LAW["E"] + LAW["A"] / n ** LAW["alpha"] + LAW["B"] / d ** LAW["beta"]
+
+
+def synthetic_sweep(budgets=(1e11, 3e11, 1e12, 3e12), k=7):
+    """IsoFLOP runs on the ladder whose loss follows LAW exactly (N = every parameter)."""
+    rows = []
+    for c in budgets:
+        for target in np.sqrt(c / 120) * np.geomspace(1 / 6, 6, k):
+            model = shape_for_params(float(target), n_ctx=64, vocab_size=256, count="total",
+                                     head_dim=16)
+            d = c / flops.training_flops_per_token(model.shape)
+            rows.append({"params": model.n_params(), "tokens": d, "budget": c,
+                         "loss": law_loss(model.n_params(), d)})
+    return pd.DataFrame(rows).drop_duplicates(["budget", "params"])
+
+
+@pytest.fixture(scope="module")
+def prediction():
+    return predict.make_prediction(synthetic_sweep(), RECIPE)
+
+
+def test_prediction_extrapolates_the_law(prediction):
+    assert prediction["budget"] == pytest.approx(4 * 3e12)
+    assert prediction["max_fitted_budget"] == 3e12
+    config = TrainConfig.from_dict(prediction["config"])
+    assert config.model.n_params() == prediction["params"]
+    truth = law_loss(prediction["params"], prediction["tokens"])
+    assert prediction["predicted_loss"] == pytest.approx(truth, rel=5e-3)
+    # the chosen shape is the best ladder shape under the true law, too
+    spent = flops.training_flops_per_token(config.model.shape) * config.tokens
+    assert spent == pytest.approx(prediction["budget"], rel=0.02)
+    # the recipe is kept: same batch, lr, schedule, warmup share
+    assert (config.batch_size, config.lr, config.schedule) == (16, RECIPE["lr"], "cosine")
+    assert config.warmup_tokens / config.tokens == pytest.approx(0.05, abs=0.01)
+    assert np.isfinite(prediction["predicted_loss_envelope"])
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"factor": 2.0}, "at least 4"),
+    ({"budget": 3.0 * 3e12}, "not at least 4x"),
+    ({"budget": float("nan")}, "not at least 4x"),
+])
+def test_refuses_short_extrapolation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        predict.make_prediction(synthetic_sweep(), RECIPE, **kwargs)
+
+
+def test_missing_column():
+    with pytest.raises(ValueError, match="budget"):
+        predict.make_prediction(synthetic_sweep().drop(columns="budget"), RECIPE)
+
+
+@pytest.mark.parametrize(("predicted", "actual", "expected"),
+                         [(2.0, 2.0, 0.0), (2.1, 2.0, 0.05), (1.9, 2.0, 0.05)])
+def test_relative_error(predicted, actual, expected):
+    assert predict.relative_error(predicted, actual) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("actual", [0.0, -1.0, float("nan")])
+def test_relative_error_rejects(actual):
+    with pytest.raises(ValueError, match="actual > 0"):
+        predict.relative_error(2.0, actual)
+
+
+def test_protocol_order(prediction, tmp_path):
+    path = tmp_path / "prediction.json"
+    with pytest.raises(ValueError, match="no prediction"):
+        predict.record_outcome(path, {"status": "done", "final_loss": 2.0})
+    rec = predict.write_prediction(path, prediction, command="predict make")
+    assert rec["actual_loss"] is None and rec["predicted_at"]
+    with pytest.raises(ValueError, match="already holds a prediction"):
+        predict.write_prediction(path, prediction)
+    with pytest.raises(ValueError, match="did not finish"):
+        predict.record_outcome(path, {"status": "diverged", "final_loss": float("nan")})
+    with pytest.raises(ValueError, match="not after predicted_at"):
+        predict.record_outcome(path, {"status": "done", "final_loss": 2.0},
+                               trained_at=rec["predicted_at"])
+    later = "2999-01-01T00:00:00+00:00"
+    out = predict.record_outcome(path, {"status": "done", "final_loss": 2.0},
+                                 trained_at=later, command="predict outcome")
+    stored = json.loads(path.read_text())
+    assert stored == json.loads(json.dumps(out))
+    assert stored["relative_error"] == pytest.approx(
+        abs(stored["predicted_loss"] - stored["actual_loss"]) / stored["actual_loss"])
+    with pytest.raises(ValueError, match="already records an outcome"):
+        predict.record_outcome(path, {"status": "done", "final_loss": 2.0}, trained_at=later)
+
+
+def test_train_prediction_rejects_experiment_changes(prediction):
+    with pytest.raises(ValueError, match="may be overridden"):
+        predict.train_prediction(prediction, lr=1.0)
+
+
+def test_cli_outcome_needs_prediction(tmp_path, capsys):
+    assert main(["predict", "outcome", "--prediction", str(tmp_path / "none.json")]) == 2
+    assert "no prediction" in capsys.readouterr().err
+
+
+def test_cli_make_refuses_to_overwrite(tmp_path, capsys):
+    path = tmp_path / "p.json"
+    path.write_text("{}")
+    assert main(["predict", "make", "--sweep", str(tmp_path), "--out", str(path)]) == 2
+    assert "already holds a prediction" in capsys.readouterr().err
+
+
+PREDICTION = ROOT / "book" / "data" / "prediction.json"
+
+
+@pytest.mark.skipif(not PREDICTION.exists(), reason="no committed prediction yet")
+def test_committed_prediction():
+    import datetime as dt
+
+    rec = json.loads(PREDICTION.read_text())
+    for key in ("budget", "max_fitted_budget", "predicted_loss", "predicted_at", "commands"):
+        assert rec[key] is not None
+    assert rec["budget"] >= 4 * rec["max_fitted_budget"]
+    if rec["actual_loss"] is not None:
+        assert dt.datetime.fromisoformat(rec["predicted_at"]) < dt.datetime.fromisoformat(
+            rec["trained_at"])
+        assert rec["relative_error"] == pytest.approx(
+            abs(rec["predicted_loss"] - rec["actual_loss"]) / rec["actual_loss"], rel=1e-12)

@@ -575,3 +575,52 @@ def tokens_at_size(frame: pd.DataFrame, budgets: Sequence[float],
                           np.log(runs["tokens"].astype(float)), deg)
         out.append(float(np.exp(np.polyval(coef, np.log(n)))))
     return np.array(out)
+
+
+def compute_optimal(frame: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
+    """Compute-optimal size and tokens per budget from finished IsoFLOP runs.
+
+    When every budget brackets its minimum (its lowest loss is at an interior
+    size, with at least 3 sizes) and there are at least 2 budgets, ``N_opt``
+    is the vertex of a parabola in ``ln N`` per budget
+    (:class:`scalingkit.fit.IsoFLOPFit`, with each budget's exact FLOP).
+    Otherwise the sweep has not found the valley floor and no parabola is
+    trustworthy, so ``N_opt`` falls back to the best *sampled* size, with
+    ``bracketed`` telling which budgets are only bounds. ``D_opt`` is read on
+    each budget's IsoFLOP line (:func:`tokens_at_size`).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Done runs with ``budget`` (FLOP), ``params``, ``tokens``, ``loss``
+        (nats/token) and ``flops_exact`` (FLOP), as from :func:`results_frame`.
+
+    Returns
+    -------
+    (DataFrame, IsoFLOPFit or None)
+        One row per budget: ``budget``, ``n_opt``, ``d_opt``, ``loss_opt``,
+        ``tokens_per_param``, ``bracketed`` and ``method`` (``"parabola"`` or
+        ``"best sampled"``); and the fit when parabolas were used.
+    """
+    from scalingkit.fit import IsoFLOPFit
+
+    data = frame.dropna(subset=["loss"])
+    if data.empty:
+        raise ValueError("no finished runs with a loss")
+    rows = []
+    for budget, runs in data.sort_values("params").groupby("budget"):
+        best = int(np.argmin(runs["loss"].to_numpy()))
+        rows.append({"budget": float(budget), "n_opt": float(runs["params"].iloc[best]),
+                     "loss_opt": float(runs["loss"].iloc[best]),
+                     "bracketed": 0 < best < len(runs) - 1 and runs["params"].nunique() >= 3})
+    table = pd.DataFrame(rows)
+    fit = None
+    if len(table) >= 2 and table["bracketed"].all():
+        fit = IsoFLOPFit().fit(data["params"], data["tokens"], data["loss"],
+                               flops=data["flops_exact"], budget=data["budget"])
+        table["n_opt"], table["loss_opt"] = fit.n_opt_, fit.loss_opt_
+    table["method"] = "parabola" if fit is not None else "best sampled"
+    table["d_opt"] = tokens_at_size(data, table["budget"], table["n_opt"])
+    table["tokens_per_param"] = table["d_opt"] / table["n_opt"]
+    columns = ["budget", "n_opt", "d_opt", "loss_opt", "tokens_per_param", "bracketed", "method"]
+    return table[columns], fit

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from scalingkit import flops
@@ -22,6 +23,7 @@ from scalingkit.store import RunStore
 from scalingkit.sweep import (
     SweepSpec,
     add_to_store,
+    compute_optimal,
     plan_sweep,
     preset,
     results_frame,
@@ -296,3 +298,34 @@ def test_committed_sweep_is_complete_and_its_smallest_run_reproduces(capsys):
     again = train_from_dict(smallest.config)
     assert again["final_loss"] == pytest.approx(smallest.result["final_loss"], abs=1e-4)
     assert again["tokens"] == smallest.result["tokens"]
+
+
+def _valley(budgets, n_opt_of, sizes=7):
+    """Runs whose loss is an exact parabola in ln N with its vertex at n_opt_of(C)."""
+    rows = []
+    for c in budgets:
+        for n in np.geomspace(n_opt_of(c) / 8, n_opt_of(c) * 8, sizes):
+            rows.append({"budget": c, "params": n, "tokens": c / (6 * n), "flops_exact": c,
+                         "loss": 2.0 + 0.1 * np.log(n / n_opt_of(c)) ** 2})
+    return pd.DataFrame(rows)
+
+
+def test_compute_optimal_finds_the_vertex_of_bracketed_valleys():
+    frame = _valley([1e12, 1e13, 1e14], lambda c: 0.1 * c**0.5)
+    table, fit = compute_optimal(frame)
+    assert fit is not None and (table["method"] == "parabola").all()
+    assert table["n_opt"].to_numpy() == pytest.approx(0.1 * table["budget"] ** 0.5, rel=1e-6)
+    assert table["d_opt"].to_numpy() == pytest.approx(
+        table["budget"] / (6 * table["n_opt"]), rel=1e-6)
+    assert fit.a_ == pytest.approx(0.5)
+
+
+def test_compute_optimal_falls_back_to_the_best_sampled_size_at_an_edge():
+    frame = _valley([1e12, 1e13], lambda c: 0.1 * c**0.5)
+    frame = frame[frame["params"] >= 0.999 * 0.1 * frame["budget"] ** 0.5]  # right half
+    table, fit = compute_optimal(frame)
+    assert fit is None and not table["bracketed"].any()
+    assert (table["method"] == "best sampled").all()
+    assert table["n_opt"].to_numpy() == pytest.approx(0.1 * table["budget"] ** 0.5)
+    with pytest.raises(ValueError, match="no finished runs"):
+        compute_optimal(frame.assign(loss=np.nan))

@@ -589,3 +589,73 @@ def plot_profile_E(e_values, objective, true_E=None, fitted_E=None, ax=None):
     ax.set_ylabel("best objective (sum of Huber losses)")
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_head_share(share: pd.DataFrame, ax=None, label: str = ""):
+    """Counting the output head: parameter and FLOP ratios against model size.
+
+    ``share`` is :func:`scalingkit.porian.head_share`: ``params_non_embedding``,
+    ``param_ratio`` (N with head over N without) and ``flop_ratio`` (exact
+    training FLOP per token over ``6 N`` with N non-embedding).
+    """
+    ax = _axes(ax)
+    suffix = f" ({label})" if label else ""
+    ax.plot(share["params_non_embedding"], share["param_ratio"], "o-",
+            label=f"N with head / N non-embedding{suffix}")
+    ax.plot(share["params_non_embedding"], share["flop_ratio"], "s--",
+            label=f"exact FLOP / 6 N D{suffix}")
+    ax.axhline(1.0, color="0.6", lw=0.8)
+    ax.set(xscale="log", yscale="log", xlabel="non-embedding parameters N",
+           ylabel="ratio")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_exponents(table: pd.DataFrame, ax=None, reference=None):
+    """Fitted ``a`` in ``N_opt ~ C^a`` with intervals, one group per step.
+
+    ``table`` has ``step``, ``convention``, ``a``, ``a_low``, ``a_high`` (as
+    :func:`scalingkit.porian.exponent_table`); ``reference`` maps a label to a
+    horizontal line (e.g. published exponents).
+    """
+    ax = _axes(ax)
+    steps = list(dict.fromkeys(table["step"]))
+    conventions = list(dict.fromkeys(table["convention"]))
+    width = 0.8 / max(len(conventions), 1)
+    for j, conv in enumerate(conventions):
+        sub = table[table["convention"] == conv].set_index("step").reindex(steps)
+        x = np.arange(len(steps)) + (j - (len(conventions) - 1) / 2) * width
+        err = np.vstack([sub["a"] - sub["a_low"], sub["a_high"] - sub["a"]])
+        ax.errorbar(x, sub["a"], yerr=np.where(np.isfinite(err), err, 0), fmt="o",
+                    capsize=3, label=conv)
+    for label, value in (reference or {}).items():
+        ax.axhline(value, ls=":", color="0.5")
+        ax.annotate(label, (len(steps) - 0.5, value), fontsize=8, va="bottom", ha="right")
+    ax.set_xticks(range(len(steps)), steps)
+    ax.set(ylabel="exponent a in N_opt ~ C^a")
+    ax.legend(title="counting", fontsize=8)
+    return ax
+
+
+def plot_inference_allocation(table: pd.DataFrame, ax=None, chinchilla_ratio: float = 20.0):
+    """Tokens per parameter of the inference-aware model against inference demand.
+
+    ``table`` is :func:`scalingkit.inference.allocation_table`; the x axis is
+    inference tokens over the Chinchilla-optimal training tokens, and the right
+    axis shows the FLOP saved against serving the Chinchilla-optimal model.
+    """
+    ax = _axes(ax)
+    base_tokens = float(table["tokens"].iloc[0] / table["tokens_ratio"].iloc[0])
+    x = table["inference_tokens"] / base_tokens
+    keep = x > 0
+    ax.plot(x[keep], table["tokens_per_param"][keep], "o-", label="inference-aware D / N")
+    ax.axhline(chinchilla_ratio, ls=":", color="0.5", label=f"D / N = {chinchilla_ratio:g}")
+    ax.set(xscale="log", yscale="log", xlabel="inference tokens / Chinchilla training tokens",
+           ylabel="training tokens per parameter D / N")
+    right = ax.twinx()
+    right.plot(x[keep], 100 * table["saving"][keep], "s--", color="C2", label="FLOP saved")
+    right.set(ylabel="total FLOP saved (%)")
+    lines = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper left")
+    return ax

@@ -93,3 +93,18 @@ def test_coefficients_from_fitted_estimator():
     assert law_coefficients(fit) == pytest.approx(LAW)
     with pytest.raises(ValueError, match="flops"):
         compute_optimal_loss(LAW, -1.0)
+
+
+def test_plot_draws():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from scalingkit import plots
+
+    base = inference_optimal(LAW, compute_optimal_loss(LAW, 1e21), 0.0)
+    table = allocation_table(LAW, 1e21, [0.0, base.tokens, 10 * base.tokens])
+    ax = plots.plot_inference_allocation(table)
+    assert len(ax.lines) == 2  # the curve and the D/N = 20 line
+    plt.close("all")

@@ -149,3 +149,20 @@ def test_fit_cli_rejects_bad_argument(tmp_path, capsys):
     assert "NAME=DIR" in capsys.readouterr().err
     assert main(["porian", "fit", f"kaplan={tmp_path}"]) == 2
     assert "not a run store" in capsys.readouterr().err
+
+
+def test_plots_draw(plans):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from scalingkit import plots
+
+    ax = plots.plot_head_share(porian.head_share(np.geomspace(1e4, 1e7, 5)), label="V=256")
+    assert len(ax.lines) == 3
+    frame = porian.counting_experiment(LAW, np.geomspace(1e13, 1e15, 3))
+    table = porian.exponent_table({"synthetic": frame}, n_bootstrap=10)
+    ax = plots.plot_exponents(table, reference={"Chinchilla": 0.5})
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["synthetic"]
+    plt.close("all")

@@ -306,3 +306,13 @@ def test_entropy_plots_draw_what_they_are_given():
     ax = plots.plot_profile_E([1.0, 2.0], [0.3, 0.1], true_E=2.1, fitted_E=2.0)
     assert len(ax.lines) == 3
     plt.close("all")
+
+
+def test_committed_known_entropy_runs_match_the_exported_store():
+    res = json.loads(KNOWN_ENTROPY_JSON.read_text())
+    pts = en.sweep_points(ROOT / "book" / "data" / "known_entropy_sweep")
+    assert len(pts) == res["n_runs"]
+    np.testing.assert_allclose(np.sort(pts["loss"]), np.sort(res["runs"]["loss"]), rtol=1e-12)
+    # byte tokenizer: bits/byte is the loss in nats/token divided by ln 2
+    np.testing.assert_allclose(pts["bits_per_byte"], pts["loss"] / math.log(2), rtol=1e-9)
+    assert res["best_run_loss"] == pytest.approx(pts["loss"].min())

@@ -39,8 +39,8 @@ MIN_EXTRAPOLATION = 4.0
 
 
 def now_utc() -> str:
-    """The current time as an ISO 8601 UTC string (seconds)."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    """The current time as an ISO 8601 UTC string (microseconds)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
 def relative_error(predicted: float, actual: float) -> float:

@@ -143,3 +143,54 @@ def test_committed_prediction():
             rec["trained_at"])
         assert rec["relative_error"] == pytest.approx(
             abs(rec["predicted_loss"] - rec["actual_loss"]) / rec["actual_loss"], rel=1e-12)
+
+
+def _store_from_law(root):
+    """A run store whose runs 'finished' at LAW's loss (N = every parameter)."""
+    from scalingkit.store import RunStore
+    from scalingkit.sweep import SweepSpec, plan_sweep
+
+    spec = SweepSpec(budgets=(1e11, 3e11, 1e12, 3e12), sizes_per_budget=6, span=16.0,
+                     n_ctx=64, corpus_tokens=4_848_042, min_steps=10, min_params=5e3)
+    store = RunStore(root)
+    store.ensure_writable()
+    for run in plan_sweep(spec).runs:
+        run_id = store.add(run.config, plan=run.plan_dict("exact"))
+        store.update(run_id, "done", result={"status": "done", "tokens": run.tokens,
+                                             "final_loss": law_loss(run.params, run.tokens)})
+    return store
+
+
+def test_cli_make_then_outcome(tmp_path, monkeypatch, capsys):
+    _store_from_law(tmp_path / "sweep")
+    out = tmp_path / "prediction.json"
+    assert main(["predict", "make", "--sweep", str(tmp_path / "sweep"), "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["budget"] == pytest.approx(4 * rec["max_fitted_budget"])
+    assert rec["commands"]["predict"].startswith("python -m scalingkit")
+    assert rec["provenance"]["predict"]["version"]
+    truth = law_loss(rec["params"], rec["tokens"])
+    assert rec["predicted_loss"] == pytest.approx(truth, rel=5e-3)
+
+    def fake_train(record, run_dir=None, **overrides):
+        return {"status": "done", "final_loss": 1.01 * truth, "tokens": record["tokens"]}
+
+    monkeypatch.setattr(predict, "train_prediction", fake_train)
+    assert main(["predict", "outcome", "--prediction", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["relative_error"] == pytest.approx(
+        abs(rec["predicted_loss"] - rec["actual_loss"]) / rec["actual_loss"])
+    import datetime as dt
+
+    assert dt.datetime.fromisoformat(rec["trained_at"]) > dt.datetime.fromisoformat(
+        rec["predicted_at"])
+    assert main(["predict", "outcome", "--prediction", str(out)]) == 2
+    assert "already records an outcome" in capsys.readouterr().err
+
+
+def test_train_prediction_trains_the_stored_config(tmp_path):
+    config = {**RECIPE, "tokens": 64 * 16 * 4, "warmup_tokens": 64 * 16, "eval_every": 0}
+    result = predict.train_prediction({"config": config}, tmp_path / "run", device="cpu")
+    assert result["status"] == "done"
+    assert result["tokens"] == config["tokens"]
+    assert np.isfinite(result["final_loss"])

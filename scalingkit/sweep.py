@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -499,7 +500,8 @@ def provenance(command: str | None = None) -> dict:
     dict
         ``command``, ``version``, ``git_commit`` (None outside a git checkout),
         ``git_dirty`` (uncommitted changes to tracked files), ``python``,
-        ``torch``, ``platform``, ``cpu``, ``cores`` and ``torch_threads``.
+        ``torch``, ``platform``, ``cpu``, ``cores``, ``torch_threads`` and
+        ``load_average_1min`` (other work sharing the machine slows every run).
     """
     import platform
     import subprocess
@@ -532,6 +534,7 @@ def provenance(command: str | None = None) -> dict:
         "python": platform.python_version(), "torch": torch.__version__,
         "platform": platform.platform(), "cpu": cpu, "cores": available_cores(),
         "torch_threads": torch.get_num_threads(),
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
 
 

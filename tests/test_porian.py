@@ -166,3 +166,19 @@ def test_plots_draw(plans):
     ax = plots.plot_exponents(table, reference={"Chinchilla": 0.5})
     assert [t.get_text() for t in ax.get_xticklabels()] == ["synthetic"]
     plt.close("all")
+
+
+def test_measure_throughput_times_real_steps(plans):
+    table = porian.measure_throughput(plans["kaplan"], n_steps=2, which=[0])
+    assert len(table) == 1 and table["tokens_per_s"][0] > 0
+    model = GPTConfig.from_dict(plans["kaplan"].runs[0].config["model"])
+    assert table["flop_per_s"][0] == pytest.approx(
+        table["tokens_per_s"][0] * flops.training_flops_per_token(model.shape))
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"n_steps": 0}, "n_steps"), ({"which": [10_000]}, "outside"),
+])
+def test_measure_throughput_rejects(plans, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        porian.measure_throughput(plans["kaplan"], **kwargs)

@@ -1,6 +1,8 @@
 """``python -m scalingkit porian``: the Porian et al. (2024) step ladder.
 
-``porian plan STEP`` prints a step's runs; ``porian run STEP --out DIR`` trains
+``porian plan STEP`` prints a step's runs; ``porian throughput STEP`` times a
+few optimizer steps of its smallest, median and largest model and estimates the
+step's training time; ``porian run STEP --out DIR`` trains
 them, resumably, into a run store; ``porian fit NAME=DIR ...`` fits
 ``N_opt = k C^a`` with intervals for each step under both counting conventions.
 """
@@ -30,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--export", metavar="DEST",
                    help="afterwards, copy the store without checkpoints to DEST")
     r.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    t = sub.add_parser("throughput", help="time a few optimizer steps of a step's runs")
+    t.add_argument("step", choices=names)
+    t.add_argument("--steps", type=int, default=10, help="optimizer steps per timed run")
+    t.add_argument("--output", metavar="FILE", help="also write the timings as JSON")
     f = sub.add_parser("fit", help="fit N_opt = k C^a per step, both conventions")
     f.add_argument("stores", nargs="+", metavar="NAME=DIR",
                    help="step name and its run store (or export)")
@@ -50,6 +56,21 @@ def run(args: argparse.Namespace) -> int:
         for d in plan.dropped:
             print(f"  dropped: C={d.budget:.3g} size {d.size_index}: {d.reason}")
         print(plan.to_frame().to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        return 0
+    if args.action == "throughput":
+        plan = porian.plan_step(args.step)
+        table = porian.measure_throughput(plan, n_steps=args.steps)
+        rate = float(table["flop_per_s"].median())
+        estimate = plan.estimate_seconds(rate)
+        print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        print(f"{args.step}: {plan.total_flops:.3g} FLOP at the median {rate:.3g} FLOP/s: "
+              f"about {estimate / 3600:.2g} h")
+        if args.output:
+            _write_json(args.output, {"step": args.step, "n_steps": args.steps,
+                                      "timings": table.to_dict(orient="records"),
+                                      "median_flop_per_s": rate,
+                                      "plan_flops": plan.total_flops,
+                                      "estimated_seconds": estimate})
         return 0
     if args.action == "run":
         from scalingkit.store import RunStore
@@ -77,13 +98,17 @@ def run(args: argparse.Namespace) -> int:
     table = porian.exponent_table(frames, n_bootstrap=args.bootstrap)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     if args.output:
-        from pathlib import Path
-
-        from scalingkit.store import atomic_write_json
-        from scalingkit.sweep import provenance
-
-        command = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(Path(args.output), {"table": table.to_dict(orient="records"),
-                                              "provenance": provenance(command)})
+        _write_json(args.output, {"table": table.to_dict(orient="records")})
     return 0
+
+
+def _write_json(path: str, data: dict) -> None:
+    """Write ``data`` plus its provenance (command, version, commit, machine)."""
+    from pathlib import Path
+
+    from scalingkit.store import atomic_write_json, json_safe
+    from scalingkit.sweep import provenance
+
+    command = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(Path(path), json_safe({**data, "provenance": provenance(command)}))

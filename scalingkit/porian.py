@@ -484,3 +484,25 @@ def measure_throughput(plan: SweepPlan, *, n_steps: int = 10,
         rows.append({"params": run.params, "tokens_per_s": result.tokens_per_s,
                      "flop_per_s": result.tokens_per_s * per_token, "device": result.device})
     return pd.DataFrame(rows)
+
+
+def estimate_seconds(plan: SweepPlan, timings: pd.DataFrame) -> float:
+    """Training time of a plan from measured throughputs (seconds).
+
+    Each run's rate (FLOP/s) is interpolated linearly in ``(log N, log rate)``
+    between the timed sizes (held constant beyond them): small models run far
+    below the rate of large ones, since per-step overheads dominate them.
+    Evaluation is not counted.
+
+    Parameters
+    ----------
+    plan : SweepPlan
+    timings : DataFrame
+        ``params`` and ``flop_per_s`` (:func:`measure_throughput`).
+    """
+    t = timings.sort_values("params")
+    if t.empty or not np.all(t["flop_per_s"] > 0):
+        raise ValueError("timings need at least one positive flop_per_s")
+    log_n, log_r = np.log(t["params"].astype(float)), np.log(t["flop_per_s"].astype(float))
+    return float(sum(r.flops_exact / np.exp(np.interp(np.log(r.params), log_n, log_r))
+                     for r in plan.runs))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from scalingkit import flops, porian
@@ -182,3 +185,34 @@ def test_measure_throughput_times_real_steps(plans):
 def test_measure_throughput_rejects(plans, kwargs, match):
     with pytest.raises(ValueError, match=match):
         porian.measure_throughput(plans["kaplan"], **kwargs)
+
+
+THROUGHPUT = (Path(__file__).resolve().parents[1] / "book" / "data" / "porian"
+              / "throughput_kaplan.json")
+
+
+@pytest.mark.skipif(not THROUGHPUT.exists(), reason="no committed throughput measurement")
+def test_committed_throughput_rederives():
+    data = json.loads(THROUGHPUT.read_text())
+    plan = porian.plan_step("kaplan", porian.step_spec(corpus_tokens=SHAKESPEARE_TRAIN_TOKENS))
+    assert data["plan_flops"] == pytest.approx(plan.total_flops, rel=1e-12)
+    assert data["estimated_seconds"] == pytest.approx(
+        porian.estimate_seconds(plan, pd.DataFrame(data["timings"])), rel=1e-12)
+    assert data["provenance"]["command"].startswith("python -m scalingkit porian throughput")
+    for t in data["timings"]:
+        model = next(r for r in plan.runs if r.params == t["params"])
+        per_token = flops.training_flops_per_token(
+            GPTConfig.from_dict(model.config["model"]).shape)
+        assert t["flop_per_s"] == pytest.approx(t["tokens_per_s"] * per_token)
+
+
+def test_estimate_seconds_interpolates_rates(plans):
+    plan = plans["head"]
+    sizes = sorted({r.params for r in plan.runs})
+    flat = pd.DataFrame({"params": [sizes[0], sizes[-1]], "flop_per_s": [1e9, 1e9]})
+    assert porian.estimate_seconds(plan, flat) == pytest.approx(plan.total_flops / 1e9)
+    rising = pd.DataFrame({"params": [sizes[0], sizes[-1]], "flop_per_s": [1e8, 1e10]})
+    smallest = sum(r.flops_exact for r in plan.runs if r.params == sizes[0]) / 1e8
+    assert smallest < porian.estimate_seconds(plan, rising) < plan.total_flops / 1e8
+    with pytest.raises(ValueError, match="positive"):
+        porian.estimate_seconds(plan, pd.DataFrame({"params": [1e5], "flop_per_s": [0.0]}))

@@ -60,15 +60,13 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "throughput":
         plan = porian.plan_step(args.step)
         table = porian.measure_throughput(plan, n_steps=args.steps)
-        rate = float(table["flop_per_s"].median())
-        estimate = plan.estimate_seconds(rate)
+        estimate = porian.estimate_seconds(plan, table)
         print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
-        print(f"{args.step}: {plan.total_flops:.3g} FLOP at the median {rate:.3g} FLOP/s: "
-              f"about {estimate / 3600:.2g} h")
+        print(f"{args.step}: {plan.total_flops:.3g} FLOP, about {estimate / 3600:.2g} h of "
+              "training at these rates (interpolated in model size)")
         if args.output:
             _write_json(args.output, {"step": args.step, "n_steps": args.steps,
                                       "timings": table.to_dict(orient="records"),
-                                      "median_flop_per_s": rate,
                                       "plan_flops": plan.total_flops,
                                       "estimated_seconds": estimate})
         return 0

@@ -316,3 +316,12 @@ def test_committed_known_entropy_runs_match_the_exported_store():
     # byte tokenizer: bits/byte is the loss in nats/token divided by ln 2
     np.testing.assert_allclose(pts["bits_per_byte"], pts["loss"] / math.log(2), rtol=1e-9)
     assert res["best_run_loss"] == pytest.approx(pts["loss"].min())
+
+
+def test_committed_long_run_is_consistent_with_its_provenance():
+    long = json.loads((ROOT / "book" / "data" / "known_entropy_long.json").read_text())
+    meta = json.loads((ROOT / "book" / "data" / "known_entropy_long.meta.json").read_text())
+    assert "python -m scalingkit train" in meta["command"]
+    assert long["status"] == "done" and long["config"]["corpus"] == "markov:1"
+    assert long["final_loss"] == pytest.approx(long["curve"][-1]["loss"])
+    assert long["tokens"] == long["curve"][-1]["tokens"]

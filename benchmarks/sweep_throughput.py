@@ -14,12 +14,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import platform
+import os
 import tempfile
 import time
 
 from scalingkit.executors import available_cores, plan_workers
-from scalingkit.sweep import plan_sweep, preset, run_sweep
+from scalingkit.sweep import plan_sweep, preset, provenance, run_sweep
 
 
 def timed_sweep(plan, executor: str, workers: int | None) -> float:
@@ -45,7 +45,7 @@ def main() -> None:
     plan = plan_sweep(preset(args.preset, **overrides))
     cores = available_cores()
     workers, threads = plan_workers(len(plan.runs), workers=args.workers)
-    print(f"{platform.processor() or platform.machine()}, {cores} cores; "
+    print(f"{provenance()['cpu']}, {cores} cores, load average {os.getloadavg()[0]:.1f}; "
           f"{len(plan.runs)} runs, {plan.total_flops:.3g} training FLOP")
     seq = timed_sweep(plan, "sequential", None)
     print(f"sequential (1 process x {cores} threads): {seq:.1f} s, "

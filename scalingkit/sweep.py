@@ -376,8 +376,11 @@ def preset(name: str, **overrides: Any) -> SweepSpec:
     ``reference``
         The sweep the book's IsoFLOP chapter reads: 5 budgets from 1e12 to
         3.2e13 FLOP (1.5 decades) x 7 sizes spanning a factor 16, horizon-matched
-        cosine schedule, Shakespeare bytes. About 3.8e14 training FLOP: about
-        2 hours at the 50 GFLOP/s that 2 idle cores sustain on these shapes.
+        cosine schedule, Shakespeare bytes. About 3.8e14 training FLOP, sized
+        for about 2 hours at 50 GFLOP/s (a plain fp32 training step of these
+        shapes reached 60 to 100 GFLOP/s on 2 lightly loaded cores). On a
+        shared machine it takes far longer: use
+        :meth:`SweepPlan.estimate_seconds` with a rate you measured.
 
     Parameters
     ----------

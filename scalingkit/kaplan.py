@@ -623,9 +623,10 @@ def fit_kaplan_laws(
     -------
     dict
         ``alpha_N``, ``N_c``, ``alpha_D``, ``D_c``, ``overfit_exponent`` (each a dict
-        with ``value`` and ``interval``), ``L(N)``, ``L(N) total``, ``L(D)``,
-        ``L(N, D)`` (each estimator's ``to_dict()``) and ``threshold`` (``coef`` and
-        ``exponent`` of ``D >= coef N^exponent`` from the joint fit).
+        with ``value`` and ``interval``), ``joint_overfit_exponent`` (the same ratio
+        from the ``L(N, D)`` fit), ``L(N)``, ``L(N) total``, ``L(D)``, ``L(N, D)``
+        (each estimator's ``to_dict()``) and ``threshold`` (``coef`` and ``exponent``
+        of ``D >= coef N^exponent`` from the joint fit).
     """
     from scalingkit.fit import KaplanDFit, KaplanNDFit, KaplanNFit
 
@@ -648,6 +649,8 @@ def fit_kaplan_laws(
         m = min(len(fit_n.bootstrap_["alpha_N"]), len(fit_d.bootstrap_["alpha_D"]))
         ratio = fit_n.bootstrap_["alpha_N"][:m] / fit_d.bootstrap_["alpha_D"][:m]
     coef, exponent = overfit_threshold(fit_nd.coef_)
+    boot = fit_nd.bootstrap_
+    joint_ratio = None if boot is None else boot["alpha_N"] / boot["alpha_D"]
     return {
         "alpha_N": entry(fit_n, "alpha_N"), "N_c": entry(fit_n, "N_c"),
         "alpha_D": entry(fit_d, "alpha_D"), "D_c": entry(fit_d, "D_c"),
@@ -655,6 +658,8 @@ def fit_kaplan_laws(
                              "interval": _interval(ratio, confidence)},
         "L(N)": fit_n.to_dict(), "L(N) total": fit_total.to_dict(), "L(D)": fit_d.to_dict(),
         "L(N, D)": fit_nd.to_dict(),
+        "joint_overfit_exponent": {"value": fit_nd.alpha_N_ / fit_nd.alpha_D_,
+                                   "interval": _interval(joint_ratio, confidence)},
         "threshold": {"coef": coef, "exponent": exponent, "penalty": 0.02},
         "n_runs": {e: int((frame["experiment"] == e).sum()) for e in EXPERIMENTS},
         "confidence": confidence,

@@ -269,3 +269,63 @@ def record_outcome(path: str | Path, result: Mapping[str, Any], *, command: str 
     record["provenance"] = {**record.get("provenance", {}), "outcome": provenance(command)}
     atomic_write_json(Path(path), record)
     return record
+
+
+def backtest(frame: pd.DataFrame, cutoff: float, *, factor: float = MIN_EXTRAPOLATION,
+             bin_decades: float = 0.25, **fit_settings: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fit the runs at or below ``cutoff`` FLOP; predict those ``factor`` x beyond them.
+
+    A retrospective version of the protocol on runs that already exist (for
+    example published ones): Approach 3 predicts every held-out run's loss from
+    its ``N`` and ``D``, and ``L(C) = a C^b + c`` fitted to the envelope (the
+    lowest loss in each bin of ``bin_decades`` decades of compute) predicts the
+    held-out envelope.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        ``params``, ``tokens``, ``loss`` (nats/token) and ``flops`` (FLOP).
+    cutoff : float
+        Largest compute used for fitting (FLOP).
+    factor : float, default=4.0
+        Held-out runs have at least ``factor`` x the largest fitted compute.
+    bin_decades : float, default=0.25
+        Width of the envelope's compute bins (decades).
+    **fit_settings
+        Passed to :class:`~scalingkit.fit.ParametricFit` (e.g. ``grid="small"``).
+
+    Returns
+    -------
+    (DataFrame, DataFrame)
+        Held-out runs with ``predicted`` and ``relative_error``; held-out
+        envelope bins (``flops`` = the bin's median compute, ``loss`` = its
+        lowest loss) with the same two columns.
+    """
+    from scalingkit.fit import ComputeFit, ParametricFit
+
+    for col in ("params", "tokens", "loss", "flops"):
+        if col not in frame.columns:
+            raise ValueError(f"the runs lack column {col!r}")
+    if not (math.isfinite(bin_decades) and bin_decades > 0):
+        raise ValueError(f"bin_decades must be positive, got {bin_decades!r}")
+    train = frame[frame["flops"] <= cutoff]
+    if len(train) < 5:
+        raise ValueError(f"only {len(train)} runs at or below cutoff {cutoff:.3g} FLOP; need 5")
+    limit = factor * float(train["flops"].max())
+    test = frame[frame["flops"] >= limit]
+    if test.empty:
+        raise ValueError(f"no run has at least {factor:g}x the largest fitted compute "
+                         f"({limit:.3g} FLOP)")
+    law = ParametricFit(**fit_settings).fit(train["params"], train["tokens"], train["loss"])
+    runs = test.assign(predicted=law.predict(test["params"], test["tokens"]))
+    runs["relative_error"] = (runs["predicted"] - runs["loss"]).abs() / runs["loss"]
+    bins = np.floor(np.log10(frame["flops"].astype(float)) / bin_decades)
+    env = (frame.assign(bin=bins).groupby("bin")
+           .agg(flops=("flops", "median"), loss=("loss", "min")).reset_index(drop=True))
+    env_train, env_test = env[env["flops"] <= cutoff], env[env["flops"] >= limit].copy()
+    if len(env_train) < 3:
+        raise ValueError("fewer than 3 envelope bins at or below the cutoff")
+    env_test["predicted"] = ComputeFit().fit(env_train["flops"], env_train["loss"]).predict(
+        env_test["flops"])
+    env_test["relative_error"] = (env_test["predicted"] - env_test["loss"]).abs() / env_test["loss"]
+    return runs.reset_index(drop=True), env_test.reset_index(drop=True)

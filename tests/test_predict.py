@@ -194,3 +194,28 @@ def test_train_prediction_trains_the_stored_config(tmp_path):
     assert result["status"] == "done"
     assert result["tokens"] == config["tokens"]
     assert np.isfinite(result["final_loss"])
+
+
+def test_backtest_on_the_true_law_is_nearly_exact():
+    rng = np.random.default_rng(0)
+    n = np.exp(rng.uniform(np.log(1e5), np.log(1e9), 300))
+    d = np.exp(rng.uniform(np.log(1e7), np.log(1e11), 300))
+    frame = pd.DataFrame({"params": n, "tokens": d, "loss": law_loss(n, d), "flops": 6 * n * d})
+    runs, env = predict.backtest(frame, 1e16, grid="small")
+    assert runs["flops"].min() >= 4 * frame.loc[frame["flops"] <= 1e16, "flops"].max()
+    assert runs["relative_error"].max() < 1e-3
+    assert len(env) >= 1 and np.all(np.isfinite(env["relative_error"]))
+    assert np.allclose(runs["relative_error"],
+                       np.abs(runs["predicted"] - runs["loss"]) / runs["loss"])
+
+
+@pytest.mark.parametrize(("cutoff", "kwargs", "match"), [
+    (1.0, {}, "only 0 runs"),
+    (1e30, {}, "no run has at least"),
+    (1e16, {"bin_decades": 0.0}, "bin_decades"),
+])
+def test_backtest_rejects(cutoff, kwargs, match):
+    n, d = np.geomspace(1e5, 1e9, 50), np.geomspace(1e7, 1e11, 50)[::-1] * 10
+    frame = pd.DataFrame({"params": n, "tokens": d, "loss": law_loss(n, d), "flops": 6 * n * d})
+    with pytest.raises(ValueError, match=match):
+        predict.backtest(frame, cutoff, **kwargs)

@@ -428,6 +428,13 @@ def plot_known_entropy(runs, true_entropy, fitted_E, E_ci=None, law=None, ax=Non
 # ------------------------------------------------------------------ Kaplan's laws
 
 
+def _plain_log_y(ax) -> None:
+    """Label a log loss axis with plain numbers (2.2 rather than 2.2 x 10^0)."""
+    fmt = plt.FuncFormatter(lambda v, _: f"{v:g}")
+    ax.yaxis.set_major_formatter(fmt)
+    ax.yaxis.set_minor_formatter(fmt)
+
+
 def plot_power_law(x, loss, predict=None, ax=None, label=None, xlabel="non-embedding parameters N",
                    color="C0", marker="o"):
     """Loss against one variable on log-log axes, with a fitted power law as a line.
@@ -450,6 +457,7 @@ def plot_power_law(x, loss, predict=None, ax=None, label=None, xlabel="non-embed
         ax.plot(grid, predict(grid), color=color, lw=1.5, label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _plain_log_y(ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("loss (nats/token)")
     if label is not None:
@@ -481,6 +489,7 @@ def plot_validation_curves(curves, ax=None, colorbar_label="non-embedding parame
     ax.figure.colorbar(sm, ax=ax, label=colorbar_label)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _plain_log_y(ax)
     ax.set_xlabel("training tokens seen")
     ax.set_ylabel("validation loss (nats/token)")
     return ax
@@ -504,11 +513,16 @@ def plot_overfit_map(params, tokens, penalty, thresholds=None, ax=None):
                         s=60, edgecolors="k", zorder=3)
     ax.figure.colorbar(points, ax=ax, label="loss excess over ample data (%)")
     grid = np.geomspace(params.min() / 1.5, params.max() * 1.5, 50)
+    top = tokens.max() * 3
     for i, (label, (k, r)) in enumerate((thresholds or {}).items()):
         ax.plot(grid, k * grid**r, color=f"C{i}", ls="--" if i else "-", label=label)
+        top = max(top, 1.5 * k * grid[-1] ** r)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_ylim(tokens.min() / 3, tokens.max() * 3)
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    ax.set_xticks(sorted(set(params)))  # label the sizes that were run
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_ylim(tokens.min() / 3, top)
     ax.set_xlabel("non-embedding parameters N")
     ax.set_ylabel("distinct training tokens D")
     if thresholds:
@@ -556,10 +570,14 @@ def plot_noise_scale(frame, ax=None):
     cmap = plt.get_cmap("viridis")
     for n, run in frame.groupby("params"):
         run = run[run["b_simple_tokens"] > 0].sort_values("step")
-        ax.plot(run["loss"], run["b_simple_tokens"], "o-", color=cmap(norm(n)), ms=4)
+        ax.plot(run["loss"], run["b_simple_tokens"], "o-", color=cmap(norm(n)), ms=4, lw=0.8)
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     ax.figure.colorbar(sm, ax=ax, label="non-embedding parameters N")
+    ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xticks([1.5, 2, 3, 4, 5])
     ax.invert_xaxis()
     ax.set_xlabel("training loss at the measurement (nats/token)")
     ax.set_ylabel("noise scale B_simple (tokens)")

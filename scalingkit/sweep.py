@@ -35,11 +35,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -47,6 +45,7 @@ import pandas as pd
 
 from scalingkit import flops
 from scalingkit.models import GPTConfig, shape_for_params
+from scalingkit.provenance import provenance
 
 #: Names accepted by :func:`preset`.
 PRESETS = ("quick", "reference")
@@ -493,52 +492,6 @@ def run_sweep(
     atomic_write_json(sweeps_file, [*history, entry])  # one entry per invocation
     runner.run(store, pending)
     return store
-
-
-def provenance(command: str | None = None) -> dict:
-    """Where a result came from: command, package version, git commit, machine.
-
-    Returns
-    -------
-    dict
-        ``command``, ``version``, ``git_commit`` (None outside a git checkout),
-        ``git_dirty`` (uncommitted changes to tracked files), ``python``,
-        ``torch``, ``platform``, ``cpu``, ``cores``, ``torch_threads`` and
-        ``load_average_1min`` (other work sharing the machine slows every run).
-    """
-    import platform
-    import subprocess
-
-    import torch
-
-    from scalingkit import __version__
-    from scalingkit.executors import available_cores
-
-    root = Path(__file__).resolve().parents[1]
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                                 timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
-                 if ln.startswith("model name")]
-        cpu = names[0] if names else cpu
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {
-        "command": command, "version": __version__, "git_commit": git("rev-parse", "HEAD"),
-        "git_dirty": None if status is None else bool(status),
-        "python": platform.python_version(), "torch": torch.__version__,
-        "platform": platform.platform(), "cpu": cpu, "cores": available_cores(),
-        "torch_threads": torch.get_num_threads(),
-        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-    }
 
 
 def _spec_dict(spec: SweepSpec) -> dict:

@@ -62,7 +62,7 @@ def test_fit_approach2_and_output_with_provenance(sweep_csv, tmp_path, capsys):
     assert len(saved["budgets"]) == len(BUDGETS)
     assert abs(saved["a"] - 0.5126) < 0.03
     meta = json.loads((tmp_path / "iso.meta.json").read_text())
-    assert {"command", "scalingkit_version", "git_commit", "machine"} <= set(meta)
+    assert {"command", "version", "git_commit", "machine"} <= set(meta)
 
 
 @pytest.mark.parametrize("content,message", [

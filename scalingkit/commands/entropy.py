@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
-import sys
 from pathlib import Path
+
+from scalingkit.provenance import provenance
 
 HELP = ("sweep a Markov source of known entropy rate H, fit Approach 3, "
         "and report the fitted E against H")
@@ -52,31 +51,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def _git_commit() -> str | None:
-    try:
-        proc = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return proc.stdout.strip() or None if proc.returncode == 0 else None
-
-
-def _machine() -> str:
-    import os
-
-    import numpy as np
-    import torch
-
-    return (f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs, "
-            f"Python {platform.python_version()}, numpy {np.__version__}, "
-            f"torch {torch.__version__}")
-
-
 def run(args: argparse.Namespace) -> int:
     """Plan, train, fit and report."""
     import numpy as np
 
-    from scalingkit import __version__
     from scalingkit.data import load_corpus
     from scalingkit.fit.data import load_points
     from scalingkit.known_entropy import (
@@ -132,12 +110,7 @@ def run(args: argparse.Namespace) -> int:
         "sizes_per_budget", "span", "centre_coef", "n_ctx", "batch_size", "lr",
         "evals_per_run", "eval_tokens")} | {"budgets": list(spec.budgets)}
     result["runs"] = frame[["params", "tokens", "loss", "budget"]].to_dict(orient="list")
-    result["provenance"] = {
-        "command": "python -m scalingkit " + " ".join(sys.argv[1:]),
-        "scalingkit_version": __version__,
-        "git_commit": _git_commit(),
-        "machine": _machine(),
-    }
+    result["provenance"] = provenance()
     print(f"H = {h:.4f} nats/token, fitted E = {result['fitted_E']:.4f} "
           f"[{result['E_ci'][0]:.4f}, {result['E_ci'][1]:.4f}], "
           f"relative error {result['relative_error']:.3%} ({result['n_runs']} runs)")

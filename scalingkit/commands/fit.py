@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from scalingkit import __version__
 from scalingkit.fit import EnvelopeFit, IsoFLOPFit, ParametricFit
 from scalingkit.fit.data import drop_highest_loss, load_curves, load_points
+from scalingkit.provenance import provenance
 
 HELP = "Fit a scaling law (Chinchilla Approach 1, 2 or 3) to runs in a CSV file or a run store."
 
@@ -72,32 +68,6 @@ def _result(args: argparse.Namespace, frame) -> dict:
     return out
 
 
-def _git_commit() -> str | None:
-    try:
-        proc = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return proc.stdout.strip() or None if proc.returncode == 0 else None
-
-
-def _machine() -> str:
-    """CPU model, core count, OS and library versions, in one line."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import scipy
-
-    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, numpy {np.__version__}, "
-            f"scipy {scipy.__version__}")
-
-
 def run(args: argparse.Namespace) -> int:
     if args.approach == 1:
         if args.drop_highest:
@@ -111,13 +81,7 @@ def run(args: argparse.Namespace) -> int:
     text = json.dumps(out, default=lambda v: v.item() if isinstance(v, np.generic) else str(v))
     if args.output is not None:
         args.output.write_text(text + "\n")
-        meta = {
-            "command": "python -m scalingkit " + " ".join(sys.argv[1:]),
-            "scalingkit_version": __version__,
-            "git_commit": _git_commit(),
-            "machine": _machine(),
-            "source": str(args.source),
-        }
+        meta = {**provenance(), "source": str(args.source)}
         args.output.with_name(args.output.stem + ".meta.json").write_text(
             json.dumps(meta, indent=2) + "\n")
     if args.json:

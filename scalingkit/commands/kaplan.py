@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
-import sys
 from pathlib import Path
+
+from scalingkit.provenance import provenance
 
 HELP = "Kaplan et al. (2020) experiments: run L(N), L(D), grid and shape runs; fit the laws"
 
@@ -38,28 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "no runs of earlier plans) for committing")
     p.add_argument("source", type=Path, metavar="DIR")
     p.add_argument("dest", type=Path, metavar="DEST")
-
-
-def provenance() -> dict:
-    """The command line, package version, git commit and machine of this process."""
-    from scalingkit import __version__
-
-    try:
-        proc = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent, timeout=10)
-        commit = proc.stdout.strip() or None if proc.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    import numpy as np
-    import torch
-
-    return {
-        "command": "python -m scalingkit " + " ".join(sys.argv[1:]),
-        "scalingkit_version": __version__, "git_commit": commit,
-        "machine": f"{platform.node()} {platform.machine()} Python "
-                   f"{platform.python_version()} numpy {np.__version__} torch "
-                   f"{torch.__version__}",
-    }
 
 
 def run(args: argparse.Namespace) -> int:

@@ -54,6 +54,22 @@ def as_positive_1d(name: str, values: object) -> np.ndarray:
     return arr
 
 
+def positive_columns(**columns: object) -> dict[str, np.ndarray]:
+    """Validate named positive columns (:func:`as_positive_1d`) of one length.
+
+    Raises
+    ------
+    ValueError
+        As :func:`as_positive_1d`, or ``mismatched lengths: a=3, b=2``.
+    """
+    out = {name: as_positive_1d(name, values) for name, values in columns.items()}
+    lengths = {name: arr.size for name, arr in out.items()}
+    if len(set(lengths.values())) > 1:
+        detail = ", ".join(f"{k}={v}" for k, v in lengths.items())
+        raise ValueError(f"mismatched lengths: {detail}")
+    return out
+
+
 def check_data(n_params: int, **columns: object) -> dict[str, np.ndarray]:
     """Validate several equally long positive columns for a fit.
 
@@ -70,12 +86,8 @@ def check_data(n_params: int, **columns: object) -> dict[str, np.ndarray]:
     dict of str to numpy.ndarray
         The validated columns, in the order given.
     """
-    out = {name: as_positive_1d(name, values) for name, values in columns.items()}
-    lengths = {name: arr.size for name, arr in out.items()}
-    if len(set(lengths.values())) > 1:
-        detail = ", ".join(f"{k}={v}" for k, v in lengths.items())
-        raise ValueError(f"mismatched lengths: {detail}")
-    n = next(iter(lengths.values()))
+    out = positive_columns(**columns)
+    n = next(iter(out.values())).size
     if n < n_params + 1:
         raise ValueError(
             f"need at least {n_params + 1} points to fit {n_params} parameters, got {n}"

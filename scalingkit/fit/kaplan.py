@@ -27,6 +27,7 @@ from scalingkit.fit._validation import (
     check_data,
     check_delta,
     check_distinct,
+    positive_columns,
 )
 from scalingkit.fit.optim import batched_lbfgs, huber, huber_grad
 
@@ -248,10 +249,7 @@ class KaplanNDFit(BaseFit):
     def predict(self, params: object, tokens: object) -> np.ndarray:
         """Predicted loss (nats/token)."""
         self._check_fitted()
-        n = as_positive_1d("params", params)
-        d = as_positive_1d("tokens", tokens)
-        if n.size != d.size:
-            raise ValueError(f"mismatched lengths: params={n.size}, tokens={d.size}")
+        n, d = positive_columns(params=params, tokens=tokens).values()
         ratio = self.alpha_N_ / self.alpha_D_
         return ((self.N_c_ / n) ** ratio + self.D_c_ / d) ** self.alpha_D_
 

@@ -27,6 +27,7 @@ from scalingkit.fit._validation import (
     check_data,
     check_delta,
     check_distinct,
+    positive_columns,
 )
 from scalingkit.fit.optim import batched_lbfgs
 
@@ -433,10 +434,7 @@ class ParametricFit(BaseFit):
     def predict(self, params: object, tokens: object) -> np.ndarray:
         """Predicted loss (nats/token) for sizes ``params`` trained on ``tokens``."""
         self._check_fitted()
-        n = as_positive_1d("params", params)
-        d = as_positive_1d("tokens", tokens)
-        if n.size != d.size:
-            raise ValueError(f"mismatched lengths: params={n.size}, tokens={d.size}")
+        n, d = positive_columns(params=params, tokens=tokens).values()
         return self.E_ + self.A_ / n**self.alpha_ + self.B_ / d**self.beta_
 
     def optimal_allocation(self, flops: object) -> tuple[np.ndarray, np.ndarray]:

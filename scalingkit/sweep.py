@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -539,14 +540,16 @@ def tokens_at_size(frame: pd.DataFrame, budgets: Sequence[float],
 def compute_optimal(frame: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
     """Compute-optimal size and tokens per budget from finished IsoFLOP runs.
 
-    When every budget brackets its minimum (its lowest loss is at an interior
-    size, with at least 3 sizes) and there are at least 2 budgets, ``N_opt``
-    is the vertex of a parabola in ``ln N`` per budget
-    (:class:`scalingkit.fit.IsoFLOPFit`, with each budget's exact FLOP).
-    Otherwise the sweep has not found the valley floor and no parabola is
-    trustworthy, so ``N_opt`` falls back to the best *sampled* size, with
-    ``bracketed`` telling which budgets are only bounds. ``D_opt`` is read on
-    each budget's IsoFLOP line (:func:`tokens_at_size`).
+    A budget *brackets* its minimum when its lowest loss is at an interior
+    size (with at least 3 sizes). For those budgets ``N_opt`` is the vertex of
+    a parabola in ``ln N`` through the budget's runs
+    (:class:`scalingkit.fit.IsoFLOPFit`, with each budget's exact FLOP). A
+    budget whose lowest loss sits at the smallest or the largest size has not
+    found its valley floor, and a parabola there would only extrapolate; the
+    same holds for a budget whose parabola puts its vertex outside the sizes
+    that were run (a jagged profile). There ``N_opt`` falls back to the best
+    *sampled* size, with ``method`` saying so. ``D_opt`` is read on each budget's IsoFLOP line
+    (:func:`tokens_at_size`).
 
     Parameters
     ----------
@@ -559,7 +562,8 @@ def compute_optimal(frame: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
     (DataFrame, IsoFLOPFit or None)
         One row per budget: ``budget``, ``n_opt``, ``d_opt``, ``loss_opt``,
         ``tokens_per_param``, ``bracketed`` and ``method`` (``"parabola"`` or
-        ``"best sampled"``); and the fit when parabolas were used.
+        ``"best sampled"``); and the parabola fit over the budgets marked
+        ``"parabola"`` when there are at least 2 of them (else None).
     """
     from scalingkit.fit import IsoFLOPFit
 
@@ -573,12 +577,26 @@ def compute_optimal(frame: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
                      "loss_opt": float(runs["loss"].iloc[best]),
                      "bracketed": 0 < best < len(runs) - 1 and runs["params"].nunique() >= 3})
     table = pd.DataFrame(rows)
+    table["method"] = "best sampled"
     fit = None
-    if len(table) >= 2 and table["bracketed"].all():
-        fit = IsoFLOPFit().fit(data["params"], data["tokens"], data["loss"],
-                               flops=data["flops_exact"], budget=data["budget"])
-        table["n_opt"], table["loss_opt"] = fit.n_opt_, fit.loss_opt_
-    table["method"] = "parabola" if fit is not None else "best sampled"
+    inside = table["bracketed"].to_numpy().copy()
+    for _ in range(2):  # fit; drop budgets whose vertex lies outside their sizes; refit once
+        if inside.sum() < 2:
+            break
+        kept = data[data["budget"].isin(table.loc[inside, "budget"])]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # extrapolated vertices: handled here
+            fit = IsoFLOPFit().fit(kept["params"], kept["tokens"], kept["loss"],
+                                   flops=kept["flops_exact"], budget=kept["budget"])
+        log_n = np.log(fit.n_opt_)
+        within = (fit.log_n_range_[:, 0] <= log_n) & (log_n <= fit.log_n_range_[:, 1])
+        if within.all():
+            table.loc[inside, "n_opt"] = fit.n_opt_
+            table.loc[inside, "loss_opt"] = fit.loss_opt_
+            table.loc[inside, "method"] = "parabola"
+            break
+        inside[np.flatnonzero(inside)[~within]] = False
+        fit = None
     table["d_opt"] = tokens_at_size(data, table["budget"], table["n_opt"])
     table["tokens_per_param"] = table["d_opt"] / table["n_opt"]
     columns = ["budget", "n_opt", "d_opt", "loss_opt", "tokens_per_param", "bracketed", "method"]

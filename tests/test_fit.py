@@ -309,3 +309,14 @@ def test_committed_chinchilla_fit_is_reproduced(chinchilla):
     for k in ("E", "A", "B", "alpha", "beta"):
         assert fit.coef_[k] == pytest.approx(committed[k], rel=1e-5), k
     assert fit.objective_ == pytest.approx(committed["objective"], rel=1e-9)
+
+
+def test_bootstrap_drops_resamples_with_non_finite_solutions():
+    """A resample whose solution is NaN or inf counts as failed, not as an interval end."""
+    fit = IsoFLOPFit()
+    samples = [{"a": 0.4, "k": 1.0}, {"a": np.nan, "k": 1.0}, {"a": 0.6, "k": np.inf},
+               {"a": 0.5, "k": 2.0}]
+    with pytest.warns(RuntimeWarning, match="2 of 4 bootstrap resamples failed"):
+        fit._store_bootstrap(samples, 4, 0.95)
+    assert np.isfinite(fit.ci_["a"]).all() and np.isfinite(fit.ci_["k"]).all()
+    assert fit.bootstrap_["a"].tolist() == [0.4, 0.5]

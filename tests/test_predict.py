@@ -130,19 +130,35 @@ def test_cli_make_refuses_to_overwrite(tmp_path, capsys):
 PREDICTION = ROOT / "book" / "data" / "prediction.json"
 
 
-@pytest.mark.skipif(not PREDICTION.exists(), reason="no committed prediction yet")
 def test_committed_prediction():
     import datetime as dt
 
     rec = json.loads(PREDICTION.read_text())
-    for key in ("budget", "max_fitted_budget", "predicted_loss", "predicted_at", "commands"):
-        assert rec[key] is not None
+    for key in ("budget", "max_fitted_budget", "predicted_loss", "actual_loss",
+                "relative_error", "predicted_at", "trained_at"):
+        assert rec[key] is not None, key
     assert rec["budget"] >= 4 * rec["max_fitted_budget"]
-    if rec["actual_loss"] is not None:
-        assert dt.datetime.fromisoformat(rec["predicted_at"]) < dt.datetime.fromisoformat(
-            rec["trained_at"])
-        assert rec["relative_error"] == pytest.approx(
-            abs(rec["predicted_loss"] - rec["actual_loss"]) / rec["actual_loss"], rel=1e-12)
+    assert dt.datetime.fromisoformat(rec["predicted_at"]) < dt.datetime.fromisoformat(
+        rec["trained_at"])
+    assert rec["relative_error"] == pytest.approx(
+        abs(rec["predicted_loss"] - rec["actual_loss"]) / rec["actual_loss"], rel=1e-12)
+    assert rec["relative_error_envelope"] == pytest.approx(
+        abs(rec["predicted_loss_envelope"] - rec["actual_loss"]) / rec["actual_loss"], rel=1e-12)
+    assert rec["commands"]["predict"].startswith("python -m scalingkit predict make")
+    assert rec["commands"]["outcome"].startswith("python -m scalingkit predict outcome")
+    # The predicted model is what the committed sweep's fit picks: refit and compare.
+    from scalingkit.fit.data import load_points
+    from scalingkit.predict import make_prediction
+    from scalingkit.store import RunStore
+
+    sweep = ROOT / "book" / "data" / "sweep_reference"
+    recipe = max(RunStore(sweep).records(), key=lambda r: r.plan["budget"]).config
+    again = make_prediction(load_points(sweep), recipe)
+    assert again["budget"] == rec["budget"] and again["params"] == rec["params"]
+    assert again["tokens"] == rec["tokens"]
+    assert again["predicted_loss"] == pytest.approx(rec["predicted_loss"], rel=1e-6)
+    assert again["predicted_loss_envelope"] == pytest.approx(rec["predicted_loss_envelope"],
+                                                             rel=1e-6)
 
 
 def _store_from_law(root):

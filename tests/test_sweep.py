@@ -277,27 +277,37 @@ def test_tokens_at_size_follows_the_isoflop_line():
         tokens_at_size(frame.iloc[:1], [runs[0].budget], [1e5])
 
 
-COMMITTED = ROOT / "book" / "data" / "sweep_quick"
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not (COMMITTED / "store.json").exists(), reason="no committed sweep")
-def test_committed_sweep_is_complete_and_its_smallest_run_reproduces(capsys):
-    assert main(["status", str(COMMITTED), "--json"]) == 0
+@pytest.mark.parametrize("name", ["sweep_quick", "sweep_reference"])
+def test_committed_sweep_is_complete_and_its_smallest_run_reproduces(name, capsys):
+    committed = ROOT / "book" / "data" / name
+    assert (committed / "store.json").exists(), f"{committed} is not a run store"
+    assert main(["status", str(committed), "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)["runs"]
     assert runs and all(r["status"] == "done" for r in runs)
-    sweeps = json.loads((COMMITTED / "sweeps.json").read_text())
+    sweeps = json.loads((committed / "sweeps.json").read_text())
     prov = sweeps[-1]["provenance"]
     assert prov["command"].startswith("python -m scalingkit sweep") and prov["git_commit"]
-    assert not list(COMMITTED.rglob("*.pt"))  # no checkpoints committed
+    assert not list(committed.rglob("*.pt"))  # no checkpoints committed
 
     from scalingkit.executors import train_from_dict
 
-    store = RunStore(COMMITTED)
+    store = RunStore(committed)
     smallest = min(store.records(), key=lambda r: r.result["flops_exact"])
     again = train_from_dict(smallest.config)
     assert again["final_loss"] == pytest.approx(smallest.result["final_loss"], abs=1e-4)
     assert again["tokens"] == smallest.result["tokens"]
+
+
+def test_committed_reference_sweep_meets_its_design(capsys):
+    """At least 35 done runs over at least 5 budgets spanning 1.5 decades, 7 sizes each."""
+    assert main(["status", str(ROOT / "book" / "data" / "sweep_reference"), "--json"]) == 0
+    runs = pd.DataFrame(json.loads(capsys.readouterr().out)["runs"])
+    done = runs[runs.status == "done"]
+    assert len(done) >= 35 and done.budget.nunique() >= 5
+    assert np.log10(done.budget.max() / done.budget.min()) >= 1.5
+    assert done.groupby("budget").params.nunique().min() >= 7
+    assert np.isfinite(done.loss).all() and (done.loss > 0).all()
 
 
 def _valley(budgets, n_opt_of, sizes=7):
@@ -329,3 +339,13 @@ def test_compute_optimal_falls_back_to_the_best_sampled_size_at_an_edge():
     assert table["n_opt"].to_numpy() == pytest.approx(0.1 * table["budget"] ** 0.5)
     with pytest.raises(ValueError, match="no finished runs"):
         compute_optimal(frame.assign(loss=np.nan))
+
+
+def test_compute_optimal_mixes_parabolas_and_bounds_per_budget():
+    frame = _valley([1e12, 1e13, 1e14], lambda c: 0.1 * c**0.5)
+    edge = (frame["budget"] == 1e12) & (frame["params"] < 0.999 * 0.1 * 1e12**0.5)
+    table, fit = compute_optimal(frame[~edge])  # the smallest budget loses its left half
+    assert table["method"].tolist() == ["best sampled", "parabola", "parabola"]
+    assert table["bracketed"].tolist() == [False, True, True]
+    assert fit is not None and fit.a_ == pytest.approx(0.5)
+    assert table["n_opt"].to_numpy() == pytest.approx(0.1 * table["budget"] ** 0.5, rel=1e-6)

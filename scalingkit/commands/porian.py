@@ -18,6 +18,7 @@ HELP = "Porian et al. ladder: plan, run and fit the Kaplan-to-Chinchilla steps"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the ``plan``, ``run`` and ``fit`` actions."""
+    from scalingkit.executors import EXECUTORS
     from scalingkit.porian import STEPS
 
     names = [s.name for s in STEPS]
@@ -32,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--export", metavar="DEST",
                    help="afterwards, copy the store without checkpoints to DEST")
     r.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    r.add_argument("--executor", choices=EXECUTORS, default="sequential",
+                   help="where runs train (as for 'python -m scalingkit sweep')")
+    r.add_argument("--workers", type=int, metavar="W",
+                   help="pool workers (default: one per core; threads = cores // W)")
     t = sub.add_parser("throughput", help="time a few optimizer steps of a step's runs")
     t.add_argument("step", choices=names)
     t.add_argument("--steps", type=int, default=10, help="optimizer steps per timed run")
@@ -81,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
             store.add(r.config, plan={**r.plan_dict(porian.get_step(args.step).budget_count),
                                       "step": args.step})
         command = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        store = run_sweep(plan, args.out, progress=not args.no_progress, command=command)
+        store = run_sweep(plan, args.out, executor=args.executor, workers=args.workers,
+                          progress=not args.no_progress, command=command)
         counts = store.counts()
         print(", ".join(f"{k}: {v}" for k, v in counts.items() if v) + f"  ({args.out})")
         if args.export:

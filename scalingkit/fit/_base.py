@@ -100,6 +100,8 @@ class BaseFit:
     def _store_bootstrap(
         self, samples: list[dict[str, float]], n_boot: int, confidence: float
     ) -> None:
+        # A resample whose solution is not finite (e.g. a vertex at infinity) failed too.
+        samples = [s for s in samples if all(np.isfinite(v) for v in s.values())]
         n_failed = n_boot - len(samples)
         if len(samples) < 2:
             warnings.warn(

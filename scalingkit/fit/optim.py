@@ -187,7 +187,9 @@ def batched_lbfgs(
         y = g_new[moved] - g[rows]
         sy = np.einsum("kp,kp->k", s, y)
         yy = np.einsum("kp,kp->k", y, y)
-        keep = sy > 1e-12 * np.maximum(yy, 1e-300)
+        # Keep a pair only if its curvature is positive and representable
+        # (1/sy and sy/yy must not overflow).
+        keep = (yy > 1e-300) & (sy > 1e-300) & (sy > 1e-12 * yy)
         S[slot, rows] = s
         Y[slot, rows] = y
         rho[slot, rows] = np.where(keep, 1.0 / np.where(keep, sy, 1.0), 0.0)

@@ -308,6 +308,9 @@ class TrainResult:
         Passes over the training tokens used (the split, or its first
         ``train_tokens_limit`` tokens).
     device, dtype : str
+    torch_threads : int
+        Intra-op threads torch used. On CPU a run is bitwise reproducible only
+        with the same count (reductions are split differently).
     val_bytes_per_token : float
         Bytes per token on the validation split (1 for the byte tokenizer).
     config : dict
@@ -337,6 +340,7 @@ class TrainResult:
     epochs: float = 0.0
     device: str = ""
     dtype: str = ""
+    torch_threads: int = 0
     val_bytes_per_token: float = 1.0
     config: dict = field(default_factory=dict)
 
@@ -614,6 +618,7 @@ def train(
         epochs=tokens / len(train_tokens),
         device=str(device),
         dtype=str(dtype).removeprefix("torch."),
+        torch_threads=torch.get_num_threads(),
         val_bytes_per_token=corpus.val_bytes_per_token,
         config=cfg_dict,
     )

@@ -292,9 +292,28 @@ def test_committed_sweep_is_complete_and_its_smallest_run_reproduces(name, capsy
 
     from scalingkit.executors import train_from_dict
 
+    import torch
+
+    from scalingkit.executors import plan_workers
+
     store = RunStore(committed)
     smallest = min(store.records(), key=lambda r: r.result["flops_exact"])
-    again = train_from_dict(smallest.config)
+    # CPU results are bitwise reproducible only with the thread count the run had:
+    # recorded per run since torch_threads exists, else what the executor chose.
+    threads = smallest.result.get("torch_threads")
+    if not threads:
+        threads = prov["torch_threads"]
+        if sweeps[-1]["executor"] == "pool":
+            words = prov["command"].split()
+            workers = int(words[words.index("--workers") + 1]) if "--workers" in words else None
+            threads = plan_workers(len(sweeps[-1]["runs"]), workers=workers,
+                                   cores=prov["cores"])[1]
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        again = train_from_dict(smallest.config)
+    finally:
+        torch.set_num_threads(before)
     assert again["final_loss"] == pytest.approx(smallest.result["final_loss"], abs=1e-4)
     assert again["tokens"] == smallest.result["tokens"]
 

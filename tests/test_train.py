@@ -109,6 +109,7 @@ def test_result_record_is_complete_and_consistent():
     assert [p["step"] for p in r.curve] == [4, 8, 12]
     assert r.curve[-1]["loss"] == r.final_loss
     assert 0 < r.mfu < 1.5 and r.tokens_per_s > 0 and r.wall_time_s > 0
+    assert r.torch_threads == torch.get_num_threads() >= 1
     assert r.epochs == pytest.approx(r.tokens / 4_848_042, rel=0.05)
     assert TrainResult.from_dict(json.loads(json.dumps(d))) == r
 

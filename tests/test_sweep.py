@@ -290,11 +290,9 @@ def test_committed_sweep_is_complete_and_its_smallest_run_reproduces(name, capsy
     assert prov["command"].startswith("python -m scalingkit sweep") and prov["git_commit"]
     assert not list(committed.rglob("*.pt"))  # no checkpoints committed
 
-    from scalingkit.executors import train_from_dict
-
     import torch
 
-    from scalingkit.executors import plan_workers
+    from scalingkit.executors import plan_workers, train_from_dict
 
     store = RunStore(committed)
     smallest = min(store.records(), key=lambda r: r.result["flops_exact"])

@@ -108,7 +108,7 @@ class KaplanSpec:
     """
 
     sizes: tuple[float, ...] = (5e3, 1e4, 2.2e4, 4.6e4, 1e5, 2.2e5)
-    tokens_n: int = 2_000_000
+    tokens_n: int = 12_000_000
     d_size: float = 1e5
     subsets: tuple[int, ...] = tuple(2**k for k in range(12, 21))
     grid_sizes: tuple[float, ...] = (2.2e4, 4.6e4)
@@ -173,10 +173,11 @@ def preset(name: str, **overrides: Any) -> KaplanSpec:
 
     ``reference``
         What the book's chapter reads: 6 sizes over 1.8 decades of non-embedding
-        ``N``, 9 nested subsets over 2.4 decades (4 Ki to 1 Mi tokens) and 4 more
-        grid runs, all trained for the same 2M tokens (so that only ``N`` and ``D``
-        differ), and 4 shapes (aspect ratio 4 to 96, 0.5M tokens): 2.6e13 FLOP, about
-        20 CPU-minutes at 20 GFLOP/s (several times longer on a shared machine).
+        ``N`` trained for 12M tokens each (2.5 passes over the 4.8M training bytes,
+        early-stopped, so that the largest is near convergence), 9 nested subsets
+        over 2.4 decades (4 Ki to 1 Mi tokens) and 4 more grid runs, each trained
+        for 2M tokens, and 4 shapes (aspect ratio 4 to 96, 0.5M tokens): 5.8e13
+        FLOP, about an hour on 2 CPU cores (several times longer on a shared machine).
     ``quick``
         The same pipeline on toy sizes, in well under a minute (tests, demos).
     """

@@ -1,12 +1,16 @@
 """Kaplan et al. (2020) on our own models: the experiments, how to run them, and the fits.
 
-Four experiments share one run store (:class:`scalingkit.store.RunStore`):
+Five experiments share one run store (:class:`scalingkit.store.RunStore`):
 
 ``L(N)``
     Model sizes along the ladder, all trained on the same large token budget drawn
-    from the whole corpus (less than one epoch, so no overfitting). These runs also
-    measure the gradient noise scale (:mod:`scalingkit.noise_scale`) at several points
-    of training.
+    from the whole corpus, early-stopped on the validation loss, so that the loss is
+    limited by ``N`` rather than by steps or data. These runs also measure the
+    gradient noise scale (:mod:`scalingkit.noise_scale`) at several points of training.
+``horizon``
+    The same sizes trained for shorter token budgets: how much the ``L(N)`` loss
+    still owes to training length (how near convergence it is), and, at the budget
+    of the subset runs, the ample-data reference of ``L(N, D)``.
 ``L(D)``
     One model trained on nested subsets of the training split (its first ``D``
     tokens, cycled), long enough to overfit the small ones; the loss is the best
@@ -44,11 +48,11 @@ __all__ = [
     "EXPERIMENTS", "KAPLAN_2020", "KaplanSpec", "KaplanRun", "preset", "PRESETS",
     "plan_kaplan", "run_kaplan", "train_with_noise_scale", "kaplan_frame", "noise_frame",
     "curves", "fit_kaplan_laws", "overfit_threshold", "shape_config", "overfitting",
-    "tokens_to_reach", "compare_with_kaplan", "export_store",
+    "tokens_to_reach", "compare_with_kaplan", "export_store", "ample_data_runs", "convergence",
 ]
 
 #: Experiment names, in the order they run.
-EXPERIMENTS = ("L(N)", "L(D)", "shape", "grid")
+EXPERIMENTS = ("L(N)", "L(D)", "shape", "grid", "horizon")
 #: Presets of :func:`preset`.
 PRESETS = ("quick", "reference")
 #: Kaplan et al. (2020): exponents and scales (eqs. 1.1-1.3; N_c in parameters,
@@ -69,6 +73,9 @@ class KaplanSpec:
         Target non-embedding sizes of ``L(N)`` (parameters).
     tokens_n : int
         Training tokens of every ``L(N)`` run (tokens).
+    horizon_tokens : tuple of int
+        Shorter training budgets at which every ``L(N)`` size is also trained
+        (tokens; may be empty).
     d_size : float
         Target non-embedding size of the ``L(D)`` model (parameters).
     subsets : tuple of int
@@ -109,6 +116,7 @@ class KaplanSpec:
 
     sizes: tuple[float, ...] = (5e3, 1e4, 2.2e4, 4.6e4, 1e5, 2.2e5)
     tokens_n: int = 12_000_000
+    horizon_tokens: tuple[int, ...] = ()
     d_size: float = 1e5
     subsets: tuple[int, ...] = tuple(2**k for k in range(12, 21))
     grid_sizes: tuple[float, ...] = (2.2e4, 4.6e4)
@@ -144,6 +152,10 @@ class KaplanSpec:
             if any(not (isinstance(v, int | float) and math.isfinite(v) and v > 0)
                    for v in values):
                 raise ValueError(f"{name} must hold positive finite numbers, got {values!r}")
+        if any(isinstance(t, bool) or not isinstance(t, int) or t < 1
+               for t in self.horizon_tokens):
+            raise ValueError("horizon_tokens must hold positive integers, got "
+                             f"{self.horizon_tokens!r}")
         for name in ("tokens_n", "subset_tokens_min", "subset_tokens_max", "tokens_shape",
                      "n_ctx", "batch_size", "head_dim", "evals_per_run", "eval_tokens",
                      "noise_b_small", "noise_b_big", "noise_repeats"):
@@ -174,7 +186,7 @@ def preset(name: str, **overrides: Any) -> KaplanSpec:
     ``reference``
         What the book's chapter reads: 6 sizes over 1.8 decades of non-embedding
         ``N`` trained for 12M tokens each (2.5 passes over the 4.8M training bytes,
-        early-stopped, so that the largest is near convergence), 9 nested subsets
+        early-stopped) and again for 2M tokens (``horizon``), 9 nested subsets
         over 2.4 decades (4 Ki to 1 Mi tokens) and 4 more grid runs, each trained
         for 2M tokens, and 4 shapes (aspect ratio 4 to 96, 0.5M tokens): 5.8e13
         FLOP, about an hour on 2 CPU cores (several times longer on a shared machine).
@@ -182,7 +194,7 @@ def preset(name: str, **overrides: Any) -> KaplanSpec:
         The same pipeline on toy sizes, in well under a minute (tests, demos).
     """
     if name == "reference":
-        spec = KaplanSpec()
+        spec = KaplanSpec(horizon_tokens=(2_000_000,))
     elif name == "quick":
         spec = KaplanSpec(
             sizes=(4e3, 1.2e4, 3e4), tokens_n=40_960, d_size=1.2e4,
@@ -279,6 +291,11 @@ def plan_kaplan(spec: KaplanSpec) -> list[KaplanRun]:
         cfg = _config(spec, model, spec.tokens_n, checkpoints=spec.noise_points)
         runs.append(KaplanRun("L(N)", cfg, notes("L(N)", model, n, None),
                               noise=spec.noise_points > 0))
+    for tokens in sorted(spec.horizon_tokens):
+        for n in sorted(spec.sizes):
+            model = ladder(n)
+            cfg = _config(spec, model, tokens, checkpoints=spec.noise_points)
+            runs.append(KaplanRun("horizon", cfg, notes("horizon", model, n, None)))
     model = ladder(spec.d_size)
     for d in sorted(spec.subsets):
         cfg = _config(spec, model, _subset_tokens(spec, d), subset=d)
@@ -604,9 +621,11 @@ def fit_kaplan_laws(
 
     ``L(N)`` uses the ``L(N)`` runs (best validation loss against non-embedding and
     against total ``N``); ``L(D)`` the ``L(D)`` runs (best loss against the subset
-    size ``D``); ``L(N, D)`` every ``L(N)``, ``L(D)`` and grid run (against ``N`` and
-    ``D``). ``overfit_exponent`` is ``alpha_N / alpha_D`` of the two one-variable
-    fits, its interval from pairing their (independent) bootstrap samples.
+    size ``D``); ``L(N, D)`` every ``L(D)`` and grid run plus the ample-data runs
+    trained for as many tokens (:func:`ample_data_runs`), against ``N`` and ``D``, so
+    that only ``N`` and ``D`` differ between its points. ``overfit_exponent`` is
+    ``alpha_N / alpha_D`` of the two one-variable fits, its interval from pairing
+    their (independent) bootstrap samples.
 
     Parameters
     ----------
@@ -634,7 +653,9 @@ def fit_kaplan_laws(
     opts = {"n_bootstrap": n_bootstrap, "confidence": confidence, "random_state": random_state}
     ln = frame[frame["experiment"] == "L(N)"]
     ld = frame[frame["experiment"] == "L(D)"]
-    grid = frame[frame["experiment"].isin(["L(N)", "L(D)", "grid"])].drop_duplicates("id")
+    joint = frame["experiment"].isin(["L(D)", "grid"]) | frame.index.isin(
+        ample_data_runs(frame).index)
+    grid = frame[joint].drop_duplicates("id")
     fit_n = KaplanNFit(**opts).fit(ln["params"], ln["best_loss"])
     fit_total = KaplanNFit(**opts).fit(ln["params_total"], ln["best_loss"])
     fit_d = KaplanDFit(**opts).fit(ld["D"], ld["best_loss"])
@@ -667,10 +688,67 @@ def fit_kaplan_laws(
     }
 
 
+def ample_data_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """The whole-corpus runs trained for as long as the subset runs: ``L(N)`` at ample data.
+
+    The subset runs (``L(D)`` and ``grid``) differ from a whole-corpus run of the
+    same size only in ``D`` when both train for the same number of tokens. Of the
+    ``horizon`` budgets, the one nearest (in log) the subset runs' median training
+    tokens is chosen; without ``horizon`` runs, the ``L(N)`` runs stand in.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        From :func:`kaplan_frame`.
+
+    Returns
+    -------
+    DataFrame
+        The chosen rows of ``frame``.
+    """
+    horizon = frame[frame["experiment"] == "horizon"]
+    subsets = frame[frame["experiment"].isin(["L(D)", "grid"])]
+    if horizon.empty or subsets.empty:
+        return frame[frame["experiment"] == "L(N)"]
+    target = math.log(float(subsets["tokens"].median()))
+    budgets = horizon["tokens"].unique()
+    best = min(budgets, key=lambda t: abs(math.log(float(t)) - target))
+    return horizon[horizon["tokens"] == best]
+
+
+def convergence(frame: pd.DataFrame) -> pd.DataFrame:
+    """Best loss of each ``L(N)`` size at every training budget it was trained for.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        From :func:`kaplan_frame`; uses the ``L(N)`` and ``horizon`` runs.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by non-embedding ``params``, one column of best loss (nats/token) per
+        training budget (tokens, ascending), then ``gain_pct``: how much lower the
+        loss is at the longest budget than at the one before it (percent), and
+        ``tokens_per_param`` at the longest budget.
+    """
+    runs = frame[frame["experiment"].isin(["L(N)", "horizon"])].drop_duplicates("id")
+    if runs["tokens"].nunique() < 2:
+        raise ValueError("convergence needs L(N) sizes trained for at least two budgets; "
+                         "the spec's horizon_tokens is empty")
+    table = runs.pivot_table(index="params", columns="tokens", values="best_loss")
+    table = table[sorted(table.columns)]
+    longest, before = table.columns[-1], table.columns[-2]
+    table["gain_pct"] = 100 * (1 - table[longest] / table[before])
+    table["tokens_per_param"] = longest / table.index.to_numpy(dtype=float)
+    return table
+
+
 def overfitting(frame: pd.DataFrame, threshold: tuple[float, float] | None = None) -> pd.DataFrame:
     """How much each subset run lost to overfitting, measured and as the rule predicts.
 
-    A run on a subset is compared with the ``L(N)`` run of the same size (ample data):
+    A run on a subset is compared with the whole-corpus run of the same size trained
+    for as many tokens (:func:`ample_data_runs`):
     ``penalty_pct = 100 * (best_loss / reference_loss - 1)``.
 
     Parameters
@@ -684,11 +762,11 @@ def overfitting(frame: pd.DataFrame, threshold: tuple[float, float] | None = Non
     Returns
     -------
     DataFrame
-        One row per ``L(D)`` or grid run whose size has an ``L(N)`` run: ``params``,
+        One row per ``L(D)`` or grid run whose size has an ample-data run: ``params``,
         ``subset``, ``D``, ``best_loss``, ``reference_loss`` (nats/token),
         ``penalty_pct``, ``best_epochs`` (passes over the subset at the best point).
     """
-    ref = frame[frame["experiment"] == "L(N)"].set_index("params")["best_loss"]
+    ref = ample_data_runs(frame).set_index("params")["best_loss"]
     subs = frame[frame["experiment"].isin(["L(D)", "grid"]) & frame["params"].isin(ref.index)]
     out = subs[["params", "subset", "D", "best_loss", "best_epochs"]].copy()
     out.insert(4, "reference_loss", ref.loc[out["params"]].to_numpy())

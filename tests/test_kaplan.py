@@ -23,7 +23,7 @@ TINY = dict(sizes=(2e3, 4e3, 1.2e4), tokens_n=4096, d_size=4e3, subsets=(256, 51
             grid_sizes=(2e3,), grid_subsets=(256,), subset_epochs=4.0, subset_tokens_min=1024,
             subset_tokens_max=4096, shape_size=4e3, shape_layers=(1, 2), tokens_shape=2048,
             n_ctx=16, batch_size=8, evals_per_run=4, eval_tokens=256, noise_points=2,
-            noise_b_small=2, noise_b_big=4, noise_repeats=1)
+            noise_b_small=2, noise_b_big=4, noise_repeats=1, horizon_tokens=(1024,))
 
 
 @pytest.fixture(autouse=True)
@@ -46,6 +46,11 @@ def test_reference_plan_meets_the_issue_requirements():
     assert all(r.plan["subset"] is None and "train_tokens_limit" not in r.config
                for r in by["L(N)"])
     assert all(r.noise for r in by["L(N)"])
+    # near convergence: every L(N) size trains over 2 passes of the 4.8M training bytes,
+    # and again for the subset runs' budget (the horizon runs)
+    assert all(r.config["tokens"] >= 2 * 4.8e6 for r in by["L(N)"])
+    assert sorted(r.plan["params"] for r in by["horizon"]) == sorted(sizes)
+    assert {r.config["tokens"] for r in by["horizon"]} == {by["L(D)"][0].config["tokens"]}
     subsets = [r.config["train_tokens_limit"] for r in by["L(D)"]]
     assert len(set(subsets)) >= 6 and math.log10(max(subsets) / min(subsets)) >= 1.5
     assert len({json.dumps(r.config["model"]) for r in by["L(D)"]}) == 1  # one model
@@ -75,6 +80,7 @@ def test_shape_config_is_close_to_the_target_size(n_layer, target):
     ({"subset_tokens_min": 10, "subset_tokens_max": 5}, "must not exceed"),
     ({"tokenizer": "bpe:512"}, "byte tokenizer"),
     ({"subset_epochs": 0.0}, "subset_epochs must be > 0"),
+    ({"horizon_tokens": (1024, 0)}, "horizon_tokens must hold positive integers"),
 ])
 def test_bad_specs_raise(overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -166,6 +172,30 @@ def test_overfitting_and_tokens_to_reach():
     assert math.isnan(reach[20])
 
 
+def test_ample_data_runs_match_the_subset_runs_training_length():
+    frame = synthetic_frame()
+    frame["tokens"] = np.where(frame["experiment"] == "L(N)", 8e6, 2e6)
+    assert kaplan.ample_data_runs(frame)["experiment"].eq("L(N)").all()  # no horizon runs
+    horizon = []
+    for tokens, shift in ((1e6, 0.3), (2.5e6, 0.1)):
+        h = frame[frame["experiment"] == "L(N)"].assign(
+            experiment="horizon", tokens=tokens, best_loss=lambda f, s=shift: f.best_loss + s)
+        horizon.append(h.assign(id=h["id"] + f"-{tokens:g}"))
+    frame = pd.concat([frame, *horizon], ignore_index=True)
+    chosen = kaplan.ample_data_runs(frame)
+    assert chosen["experiment"].eq("horizon").all() and chosen["tokens"].eq(2.5e6).all()
+    # the overfitting reference is the horizon run of the same size and length
+    over = kaplan.overfitting(frame.assign(subset=frame["D"], best_epochs=1.0))
+    ref = chosen.set_index("params")["best_loss"]
+    assert np.allclose(over["reference_loss"], ref.loc[over["params"]])
+    table = kaplan.convergence(frame)
+    assert list(table.columns[:3]) == [1e6, 2.5e6, 8e6]
+    longest = frame[frame["experiment"] == "L(N)"].set_index("params")["best_loss"]
+    assert np.allclose(table["gain_pct"], 100 * (1 - longest / (longest + 0.1)))
+    with pytest.raises(ValueError, match="at least two budgets"):
+        kaplan.convergence(synthetic_frame().assign(tokens=1e6))
+
+
 def test_compare_with_kaplan_lists_both_sides():
     laws = kaplan.fit_kaplan_laws(synthetic_frame(), n_bootstrap=0)
     table = kaplan.compare_with_kaplan(laws)
@@ -190,6 +220,8 @@ def test_tiny_experiments_run_resume_fit_and_export(tmp_path, capsys):
     assert sorted(ld["subset"]) == [256, 512, 1024]
     assert (ld["D"] == ld["subset"]).all()  # every subset was passed over at least once
     assert (frame["best_loss"] <= frame["final_loss"]).all()
+    conv = kaplan.convergence(frame)
+    assert list(conv.columns[:2]) == [1024, 4096] and conv["gain_pct"].notna().all()
     noise = kaplan.noise_frame(out)
     assert set(noise["params"]) == set(frame.loc[frame["experiment"] == "L(N)", "params"])
     assert 0 in set(noise["step"]) and noise["step"].nunique() >= 2  # init + a checkpoint

@@ -277,8 +277,12 @@ def test_tokens_at_size_follows_the_isoflop_line():
         tokens_at_size(frame.iloc[:1], [runs[0].budget], [1e5])
 
 
+COMMITTED_SWEEPS = ["sweep_quick", "sweep_reference",
+                    *(f"porian/{step}" for step in ("kaplan", "head", "warmup", "decay", "tuned"))]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["sweep_quick", "sweep_reference"])
+@pytest.mark.parametrize("name", COMMITTED_SWEEPS)
 def test_committed_sweep_is_complete_and_its_smallest_run_reproduces(name, capsys):
     committed = ROOT / "book" / "data" / name
     assert (committed / "store.json").exists(), f"{committed} is not a run store"
@@ -287,7 +291,8 @@ def test_committed_sweep_is_complete_and_its_smallest_run_reproduces(name, capsy
     assert runs and all(r["status"] == "done" for r in runs)
     sweeps = json.loads((committed / "sweeps.json").read_text())
     prov = sweeps[-1]["provenance"]
-    assert prov["command"].startswith("python -m scalingkit sweep") and prov["git_commit"]
+    assert prov["command"].startswith(("python -m scalingkit sweep",
+                                       "python -m scalingkit porian run")) and prov["git_commit"]
     assert not list(committed.rglob("*.pt"))  # no checkpoints committed
 
     import torch

@@ -186,7 +186,7 @@ def preset(name: str, **overrides: Any) -> KaplanSpec:
     ``reference``
         What the book's chapter reads: 6 sizes over 1.8 decades of non-embedding
         ``N`` trained for 12M tokens each (2.5 passes over the 4.8M training bytes,
-        early-stopped) and again for 2M tokens (``horizon``), 9 nested subsets
+        early-stopped) and again for 2M and 6M tokens (``horizon``), 9 nested subsets
         over 2.4 decades (4 Ki to 1 Mi tokens) and 4 more grid runs, each trained
         for 2M tokens, and 4 shapes (aspect ratio 4 to 96, 0.5M tokens): 5.8e13
         FLOP, about an hour on 2 CPU cores (several times longer on a shared machine).
@@ -194,7 +194,7 @@ def preset(name: str, **overrides: Any) -> KaplanSpec:
         The same pipeline on toy sizes, in well under a minute (tests, demos).
     """
     if name == "reference":
-        spec = KaplanSpec(horizon_tokens=(2_000_000,))
+        spec = KaplanSpec(horizon_tokens=(2_000_000, 6_000_000))
     elif name == "quick":
         spec = KaplanSpec(
             sizes=(4e3, 1.2e4, 3e4), tokens_n=40_960, d_size=1.2e4,

@@ -49,8 +49,8 @@ def test_reference_plan_meets_the_issue_requirements():
     # near convergence: every L(N) size trains over 2 passes of the 4.8M training bytes,
     # and again for the subset runs' budget (the horizon runs)
     assert all(r.config["tokens"] >= 2 * 4.8e6 for r in by["L(N)"])
-    assert sorted(r.plan["params"] for r in by["horizon"]) == sorted(sizes)
-    assert {r.config["tokens"] for r in by["horizon"]} == {by["L(D)"][0].config["tokens"]}
+    assert sorted(r.plan["params"] for r in by["horizon"]) == sorted(2 * sizes)
+    assert by["L(D)"][0].config["tokens"] in {r.config["tokens"] for r in by["horizon"]}
     subsets = [r.config["train_tokens_limit"] for r in by["L(D)"]]
     assert len(set(subsets)) >= 6 and math.log10(max(subsets) / min(subsets)) >= 1.5
     assert len({json.dumps(r.config["model"]) for r in by["L(D)"]}) == 1  # one model

@@ -636,6 +636,9 @@ def plot_exponents(table: pd.DataFrame, ax=None, reference=None):
     :func:`scalingkit.porian.exponent_table`); ``reference`` maps a label to a
     horizontal line (e.g. published exponents).
     """
+    if table.duplicated(["step", "convention"]).any():
+        raise ValueError("plot_exponents needs one row per step and convention; "
+                         "select one method of the table first")
     ax = _axes(ax)
     steps = list(dict.fromkeys(table["step"]))
     conventions = list(dict.fromkeys(table["convention"]))

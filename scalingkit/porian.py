@@ -30,6 +30,7 @@ Compute-Optimal Scaling of Language Models".
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -281,13 +282,48 @@ def step_frame(source: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["budget", "params_with_head"], ignore_index=True)
 
 
+#: How :func:`fit_exponent` finds each budget's optimum.
+#: ``"parabola"``: the vertex of a parabola in ``ln N`` on every budget (Approach 2).
+#: ``"optimum"``: :func:`scalingkit.sweep.compute_optimal`'s rule, the vertex where a
+#: budget brackets its minimum and the vertex lies inside its sizes, else the best
+#: sampled size (a censored value: the true optimum lies beyond the sampled edge).
+METHODS = ("parabola", "optimum")
+
+
+def _columns(frame: pd.DataFrame, convention: str) -> pd.DataFrame:
+    """``frame`` with ``params`` and ``flops`` taken from ``convention``'s counts."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown convention {convention!r}; choose one of {CONVENTIONS}")
+    n_col, c_col = (("params_non_embedding", "flops_kaplan") if convention == "kaplan"
+                    else ("params_with_head", "flops_exact"))
+    return pd.DataFrame({"budget": frame["budget"].to_numpy(),
+                         "params": frame[n_col].to_numpy(dtype=float),
+                         "tokens": frame["tokens"].to_numpy(dtype=float),
+                         "loss": frame["loss"].to_numpy(dtype=float),
+                         "flops_exact": frame[c_col].to_numpy(dtype=float)})
+
+
+def _optimum_exponent(data: pd.DataFrame) -> tuple[float, float, int]:
+    """``(a, k, edges)``: ``N_opt = k C^a`` through the per-budget optima of ``data``."""
+    from scalingkit.sweep import compute_optimal
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        table, _ = compute_optimal(data)
+    compute = data.groupby("budget")["flops_exact"].apply(
+        lambda c: float(np.exp(np.log(c).mean())))
+    log_c = np.log(compute.loc[table["budget"]].to_numpy())
+    a, log_k = np.polyfit(log_c, np.log(table["n_opt"].to_numpy()), 1)
+    return float(a), float(np.exp(log_k)), int((~table["bracketed"]).sum())
+
+
 def fit_exponent(frame: pd.DataFrame, convention: str = "with_head", *, n_bootstrap: int = 200,
-                 random_state: int | None = 0) -> dict[str, Any]:
-    """Fit ``N_opt = k C^a`` (Approach 2) under one counting convention.
+                 random_state: int | None = 0, method: str = "parabola") -> dict[str, Any]:
+    """Fit ``N_opt = k C^a`` under one counting convention.
 
     Runs are grouped by their planned ``budget``; each group's compute is the
-    geometric mean of its runs' compute in ``convention``, and its parabola is
-    fitted over that convention's ``N``.
+    geometric mean of its runs' compute in ``convention``, and its optimum is
+    found over that convention's ``N``.
 
     Parameters
     ----------
@@ -295,47 +331,73 @@ def fit_exponent(frame: pd.DataFrame, convention: str = "with_head", *, n_bootst
         As from :func:`step_frame` (or :func:`counting_experiment`).
     convention : {"kaplan", "with_head"}, default="with_head"
     n_bootstrap : int, default=200
-        Bootstrap resamples for the interval on ``a`` (0: none).
+        Bootstrap resamples (runs resampled within each budget) for the interval
+        on ``a`` (0: none).
     random_state : int or None, default=0
+    method : {"parabola", "optimum"}, default="parabola"
+        How each budget's optimum is found (:data:`METHODS`).
 
     Returns
     -------
     dict
-        ``convention``, ``a``, ``a_low``, ``a_high`` (95 % bootstrap interval,
-        NaN without bootstrap), ``k``, ``n_runs``, ``n_budgets``.
+        ``convention``, ``method``, ``a``, ``a_low``, ``a_high`` (95 % bootstrap
+        interval, NaN without bootstrap), ``k``, ``n_runs``, ``n_budgets`` and
+        ``n_edge`` (budgets whose lowest loss is at the smallest or largest
+        size: their optimum was not bracketed).
     """
-    import warnings
-
     from scalingkit.fit import IsoFLOPFit
 
-    if convention not in CONVENTIONS:
-        raise ValueError(f"unknown convention {convention!r}; choose one of {CONVENTIONS}")
-    n_col, c_col = (("params_non_embedding", "flops_kaplan") if convention == "kaplan"
-                    else ("params_with_head", "flops_exact"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # extrapolated vertices are reported
-        fit = IsoFLOPFit(n_bootstrap=n_bootstrap, random_state=random_state).fit(
-            frame[n_col], frame["tokens"], frame["loss"], flops=frame[c_col],
-            budget=frame["budget"])
-    ci = fit.ci_["a"] if fit.ci_ else [math.nan, math.nan]
-    return {"convention": convention, "a": fit.a_, "a_low": ci[0], "a_high": ci[1],
-            "k": fit.k_, "n_runs": len(frame), "n_budgets": int(frame["budget"].nunique())}
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    data = _columns(frame, convention)
+    edges = sum(int(g["loss"].to_numpy()[np.argsort(g["params"].to_numpy())].argmin()
+                    in (0, len(g) - 1)) for _, g in data.groupby("budget"))
+    if method == "optimum":
+        a, k, _ = _optimum_exponent(data)
+        ci = [math.nan, math.nan]
+        if n_bootstrap > 0:
+            rng = np.random.default_rng(random_state)
+            groups = [np.flatnonzero(data["budget"].to_numpy() == b)
+                      for b in np.unique(data["budget"])]
+            samples = []
+            for _ in range(n_bootstrap):
+                idx = np.concatenate([rng.choice(g, size=g.size) for g in groups])
+                try:
+                    samples.append(_optimum_exponent(data.iloc[idx])[0])
+                except ValueError:  # a resample with too few distinct sizes
+                    continue
+            if samples:
+                ci = list(np.percentile(samples, [2.5, 97.5]))
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # extrapolated vertices: n_edge
+            fit = IsoFLOPFit(n_bootstrap=n_bootstrap, random_state=random_state).fit(
+                data["params"], data["tokens"], data["loss"], flops=data["flops_exact"],
+                budget=data["budget"])
+        a, k = fit.a_, fit.k_
+        ci = fit.ci_["a"] if fit.ci_ else [math.nan, math.nan]
+    return {"convention": convention, "method": method, "a": a, "a_low": ci[0],
+            "a_high": ci[1], "k": k, "n_runs": len(frame),
+            "n_budgets": int(frame["budget"].nunique()), "n_edge": edges}
 
 
 def exponent_table(frames: Mapping[str, pd.DataFrame],
-                   conventions: Sequence[str] = CONVENTIONS, **kwargs: Any) -> pd.DataFrame:
-    """``a`` with its interval for every step and convention: one row each.
+                   conventions: Sequence[str] = CONVENTIONS,
+                   methods: Sequence[str] = ("parabola",), **kwargs: Any) -> pd.DataFrame:
+    """``a`` with its interval for every step, convention and method: one row each.
 
     Parameters
     ----------
     frames : mapping
         Step name -> its runs (:func:`step_frame`).
     conventions : sequence of str, default=CONVENTIONS
+    methods : sequence of str, default=("parabola",)
+        Of :data:`METHODS`.
     **kwargs
         Passed to :func:`fit_exponent`.
     """
-    rows = [{"step": name, **fit_exponent(frame, conv, **kwargs)}
-            for name, frame in frames.items() for conv in conventions]
+    rows = [{"step": name, **fit_exponent(frame, conv, method=method, **kwargs)}
+            for name, frame in frames.items() for method in methods for conv in conventions]
     return pd.DataFrame(rows)
 
 

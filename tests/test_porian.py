@@ -109,6 +109,28 @@ def test_counting_experiment_recovers_exponent_and_shows_head_bias():
     assert table.loc["with_head", "n_budgets"] == 4
 
 
+def test_optimum_method_matches_parabolas_when_bracketed_and_counts_edges():
+    budgets = np.geomspace(1e15, 1e18, 4)
+    frame = porian.counting_experiment(LAW, budgets, vocab_size=256, n_ctx=128)
+    both = porian.exponent_table({"s": frame}, conventions=["with_head"],
+                                 methods=porian.METHODS, n_bootstrap=20).set_index("method")
+    assert both.loc["optimum", "a"] == pytest.approx(both.loc["parabola", "a"], abs=1e-9)
+    assert (both["n_edge"] == 0).all()
+    low, high = both.loc["optimum", ["a_low", "a_high"]]
+    assert low <= both.loc["optimum", "a"] <= high
+    # keep only the larger half of every budget's sizes: each minimum sits at the small edge,
+    # the optimum method falls back to the smallest size, and says so in n_edge
+    big = frame[frame.groupby("budget")["params_with_head"].rank(pct=True) > 0.5]
+    row = porian.fit_exponent(big, "with_head", method="optimum", n_bootstrap=0)
+    smallest = big.groupby("budget")["params_with_head"].min().to_numpy()
+    assert row["n_edge"] == 4 and math.isnan(row["a_low"])
+    slope = np.polyfit(np.log(big.groupby("budget")["flops_exact"].apply(
+        lambda c: np.exp(np.log(c).mean())).to_numpy()), np.log(smallest), 1)[0]
+    assert row["a"] == pytest.approx(slope)
+    with pytest.raises(ValueError, match="unknown method"):
+        porian.fit_exponent(frame, method="spline")
+
+
 def test_head_share_shrinks_with_size():
     share = porian.head_share(np.geomspace(1e4, 1e9, 8), vocab_size=50257, n_ctx=1024)
     assert np.all(np.diff(share["param_ratio"]) < 0)
@@ -168,6 +190,9 @@ def test_plots_draw(plans):
     table = porian.exponent_table({"synthetic": frame}, n_bootstrap=10)
     ax = plots.plot_exponents(table, reference={"Chinchilla": 0.5})
     assert [t.get_text() for t in ax.get_xticklabels()] == ["synthetic"]
+    two = porian.exponent_table({"synthetic": frame}, methods=porian.METHODS, n_bootstrap=0)
+    with pytest.raises(ValueError, match="one row per step and convention"):
+        plots.plot_exponents(two)
     plt.close("all")
 
 

@@ -4,7 +4,8 @@
 few optimizer steps of its smallest, median and largest model and estimates the
 step's training time; ``porian run STEP --out DIR`` trains
 them, resumably, into a run store; ``porian fit NAME=DIR ...`` fits
-``N_opt = k C^a`` with intervals for each step under both counting conventions.
+``N_opt = k C^a`` with intervals for each step under both counting conventions
+and both ways of locating each budget's optimum.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ HELP = "Porian et al. ladder: plan, run and fit the Kaplan-to-Chinchilla steps"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the ``plan``, ``run`` and ``fit`` actions."""
     from scalingkit.executors import EXECUTORS
-    from scalingkit.porian import STEPS
+    from scalingkit.porian import METHODS, STEPS
 
     names = [s.name for s in STEPS]
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -46,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="step name and its run store (or export)")
     f.add_argument("--bootstrap", type=int, default=200, metavar="B",
                    help="bootstrap resamples for the interval on a")
+    f.add_argument("--method", nargs="+", choices=METHODS, default=list(METHODS),
+                   help="how each budget's optimum is found: parabola vertex on every "
+                   "budget, or the vertex only where the minimum is bracketed (default: both)")
     f.add_argument("--output", metavar="FILE", help="also write the table as JSON")
 
 
@@ -99,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         if not sep or not name or not path:
             raise ValueError(f"expected NAME=DIR, got {item!r}")
         frames[name] = porian.step_frame(path)
-    table = porian.exponent_table(frames, n_bootstrap=args.bootstrap)
+    table = porian.exponent_table(frames, methods=args.method, n_bootstrap=args.bootstrap)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     if args.output:
         _write_json(args.output, {"table": table.to_dict(orient="records")})

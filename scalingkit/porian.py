@@ -303,8 +303,8 @@ def _columns(frame: pd.DataFrame, convention: str) -> pd.DataFrame:
                          "flops_exact": frame[c_col].to_numpy(dtype=float)})
 
 
-def _optimum_exponent(data: pd.DataFrame) -> tuple[float, float, int]:
-    """``(a, k, edges)``: ``N_opt = k C^a`` through the per-budget optima of ``data``."""
+def _optimum_exponent(data: pd.DataFrame) -> tuple[float, float]:
+    """``(a, k)``: ``N_opt = k C^a`` through the per-budget optima of ``data``."""
     from scalingkit.sweep import compute_optimal
 
     with warnings.catch_warnings():
@@ -314,7 +314,35 @@ def _optimum_exponent(data: pd.DataFrame) -> tuple[float, float, int]:
         lambda c: float(np.exp(np.log(c).mean())))
     log_c = np.log(compute.loc[table["budget"]].to_numpy())
     a, log_k = np.polyfit(log_c, np.log(table["n_opt"].to_numpy()), 1)
-    return float(a), float(np.exp(log_k)), int((~table["bracketed"]).sum())
+    return float(a), float(np.exp(log_k))
+
+
+def optimum_table(frame: pd.DataFrame, convention: str = "with_head") -> pd.DataFrame:
+    """Each budget's compute-optimal run under ``convention`` (method ``"optimum"``).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        As from :func:`step_frame`.
+    convention : {"kaplan", "with_head"}, default="with_head"
+
+    Returns
+    -------
+    DataFrame
+        :func:`scalingkit.sweep.compute_optimal`'s table (``budget``, ``n_opt``
+        (parameters), ``d_opt`` (tokens), ``loss_opt`` (nats/token),
+        ``tokens_per_param``, ``bracketed``, ``method``) plus ``compute`` (FLOP,
+        the geometric mean of the budget's runs in ``convention``'s count).
+    """
+    from scalingkit.sweep import compute_optimal
+
+    data = _columns(frame, convention)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        table, _ = compute_optimal(data)
+    compute = data.groupby("budget")["flops_exact"].apply(
+        lambda c: float(np.exp(np.log(c).mean())))
+    return table.assign(compute=compute.loc[table["budget"]].to_numpy())
 
 
 def fit_exponent(frame: pd.DataFrame, convention: str = "with_head", *, n_bootstrap: int = 200,
@@ -353,7 +381,7 @@ def fit_exponent(frame: pd.DataFrame, convention: str = "with_head", *, n_bootst
     edges = sum(int(g["loss"].to_numpy()[np.argsort(g["params"].to_numpy())].argmin()
                     in (0, len(g) - 1)) for _, g in data.groupby("budget"))
     if method == "optimum":
-        a, k, _ = _optimum_exponent(data)
+        a, k = _optimum_exponent(data)
         ci = [math.nan, math.nan]
         if n_bootstrap > 0:
             rng = np.random.default_rng(random_state)

@@ -127,6 +127,9 @@ def test_optimum_method_matches_parabolas_when_bracketed_and_counts_edges():
     slope = np.polyfit(np.log(big.groupby("budget")["flops_exact"].apply(
         lambda c: np.exp(np.log(c).mean())).to_numpy()), np.log(smallest), 1)[0]
     assert row["a"] == pytest.approx(slope)
+    table = porian.optimum_table(big)
+    assert not table["bracketed"].any() and np.allclose(table["n_opt"], smallest)
+    assert (table["compute"] > 0).all()
     with pytest.raises(ValueError, match="unknown method"):
         porian.fit_exponent(frame, method="spline")
 

@@ -287,7 +287,10 @@ def step_frame(source: str | Path) -> pd.DataFrame:
 #: ``"optimum"``: :func:`scalingkit.sweep.compute_optimal`'s rule, the vertex where a
 #: budget brackets its minimum and the vertex lies inside its sizes, else the best
 #: sampled size (a censored value: the true optimum lies beyond the sampled edge).
-METHODS = ("parabola", "optimum")
+#: ``"parametric"``: Approach 3, ``L(N, D) = E + A/N^alpha + B/D^beta`` fitted to all
+#: runs (:class:`scalingkit.fit.ParametricFit`), ``a = beta / (alpha + beta)``; it
+#: needs no bracketed minimum, but extrapolates when the optimum lies outside the runs.
+METHODS = ("parabola", "optimum", "parametric")
 
 
 def _columns(frame: pd.DataFrame, convention: str) -> pd.DataFrame:
@@ -362,16 +365,18 @@ def fit_exponent(frame: pd.DataFrame, convention: str = "with_head", *, n_bootst
         Bootstrap resamples (runs resampled within each budget) for the interval
         on ``a`` (0: none).
     random_state : int or None, default=0
-    method : {"parabola", "optimum"}, default="parabola"
-        How each budget's optimum is found (:data:`METHODS`).
+    method : {"parabola", "optimum", "parametric"}, default="parabola"
+        How the optimum is found (:data:`METHODS`).
 
     Returns
     -------
     dict
         ``convention``, ``method``, ``a``, ``a_low``, ``a_high`` (95 % bootstrap
-        interval, NaN without bootstrap), ``k``, ``n_runs``, ``n_budgets`` and
-        ``n_edge`` (budgets whose lowest loss is at the smallest or largest
-        size: their optimum was not bracketed).
+        interval, NaN without bootstrap), ``k`` (NaN for ``"parametric"``),
+        ``n_runs``, ``n_budgets``, ``n_edge`` (budgets whose lowest loss is at
+        the smallest or largest size: their optimum was not bracketed) and
+        ``note`` (why ``a`` is NaN, if it is: e.g. a budget without a parabola
+        minimum).
     """
     from scalingkit.fit import IsoFLOPFit
 
@@ -380,7 +385,17 @@ def fit_exponent(frame: pd.DataFrame, convention: str = "with_head", *, n_bootst
     data = _columns(frame, convention)
     edges = sum(int(g["loss"].to_numpy()[np.argsort(g["params"].to_numpy())].argmin()
                     in (0, len(g) - 1)) for _, g in data.groupby("budget"))
-    if method == "optimum":
+    note = ""
+    if method == "parametric":
+        from scalingkit.fit import ParametricFit
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fit = ParametricFit(n_bootstrap=n_bootstrap, random_state=random_state).fit(
+                data["params"], data["tokens"], data["loss"])
+        a, k = fit.a_, math.nan
+        ci = fit.ci_["a"] if fit.ci_ else [math.nan, math.nan]
+    elif method == "optimum":
         a, k = _optimum_exponent(data)
         ci = [math.nan, math.nan]
         if n_bootstrap > 0:
@@ -397,16 +412,20 @@ def fit_exponent(frame: pd.DataFrame, convention: str = "with_head", *, n_bootst
             if samples:
                 ci = list(np.percentile(samples, [2.5, 97.5]))
     else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # extrapolated vertices: n_edge
-            fit = IsoFLOPFit(n_bootstrap=n_bootstrap, random_state=random_state).fit(
-                data["params"], data["tokens"], data["loss"], flops=data["flops_exact"],
-                budget=data["budget"])
-        a, k = fit.a_, fit.k_
-        ci = fit.ci_["a"] if fit.ci_ else [math.nan, math.nan]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # extrapolated: n_edge
+                fit = IsoFLOPFit(n_bootstrap=n_bootstrap, random_state=random_state).fit(
+                    data["params"], data["tokens"], data["loss"], flops=data["flops_exact"],
+                    budget=data["budget"])
+        except ValueError as err:  # a budget whose profile has no minimum
+            a, k, ci, note = math.nan, math.nan, [math.nan, math.nan], str(err)
+        else:
+            a, k = fit.a_, fit.k_
+            ci = fit.ci_["a"] if fit.ci_ else [math.nan, math.nan]
     return {"convention": convention, "method": method, "a": a, "a_low": ci[0],
             "a_high": ci[1], "k": k, "n_runs": len(frame),
-            "n_budgets": int(frame["budget"].nunique()), "n_edge": edges}
+            "n_budgets": int(frame["budget"].nunique()), "n_edge": edges, "note": note}
 
 
 def exponent_table(frames: Mapping[str, pd.DataFrame],

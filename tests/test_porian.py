@@ -134,6 +134,20 @@ def test_optimum_method_matches_parabolas_when_bracketed_and_counts_edges():
         porian.fit_exponent(frame, method="spline")
 
 
+def test_parametric_method_recovers_the_law_and_parabola_failures_are_reported():
+    frame = porian.counting_experiment(LAW, np.geomspace(1e15, 1e18, 4), vocab_size=256)
+    row = porian.fit_exponent(frame, "with_head", method="parametric", n_bootstrap=0)
+    truth = LAW["beta"] / (LAW["alpha"] + LAW["beta"])
+    assert row["a"] == pytest.approx(truth, abs=2e-3) and row["note"] == ""
+    # one budget whose loss falls all the way to the largest size, concave: no parabola
+    bent = frame.copy()
+    first = bent["budget"] == bent["budget"].min()
+    x = np.log(bent.loc[first, "params_with_head"])
+    bent.loc[first, "loss"] = 3.0 - 0.05 * (x - x.min()) ** 2
+    row = porian.fit_exponent(bent, "with_head", method="parabola", n_bootstrap=0)
+    assert math.isnan(row["a"]) and "not convex" in row["note"]
+
+
 def test_head_share_shrinks_with_size():
     share = porian.head_share(np.geomspace(1e4, 1e9, 8), vocab_size=50257, n_ctx=1024)
     assert np.all(np.diff(share["param_ratio"]) < 0)

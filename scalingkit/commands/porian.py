@@ -5,7 +5,7 @@ few optimizer steps of its smallest, median and largest model and estimates the
 step's training time; ``porian run STEP --out DIR`` trains
 them, resumably, into a run store; ``porian fit NAME=DIR ...`` fits
 ``N_opt = k C^a`` with intervals for each step under both counting conventions
-and both ways of locating each budget's optimum.
+and three ways of locating the optimum.
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     f.add_argument("--bootstrap", type=int, default=200, metavar="B",
                    help="bootstrap resamples for the interval on a")
     f.add_argument("--method", nargs="+", choices=METHODS, default=list(METHODS),
-                   help="how each budget's optimum is found: parabola vertex on every "
-                   "budget, or the vertex only where the minimum is bracketed (default: both)")
+                   help="how the optimum is found: parabola vertex on every budget, the "
+                   "vertex only where the minimum is bracketed, or Approach 3 on all runs "
+                   "(default: all three)")
     f.add_argument("--output", metavar="FILE", help="also write the table as JSON")
 
 

@@ -306,17 +306,22 @@ def _columns(frame: pd.DataFrame, convention: str) -> pd.DataFrame:
                          "flops_exact": frame[c_col].to_numpy(dtype=float)})
 
 
-def _optimum_exponent(data: pd.DataFrame) -> tuple[float, float]:
-    """``(a, k)``: ``N_opt = k C^a`` through the per-budget optima of ``data``."""
+def _optima(data: pd.DataFrame) -> pd.DataFrame:
+    """:func:`scalingkit.sweep.compute_optimal` on :func:`_columns` output, plus ``compute``."""
     from scalingkit.sweep import compute_optimal
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)  # extrapolated vertices are handled
         table, _ = compute_optimal(data)
     compute = data.groupby("budget")["flops_exact"].apply(
         lambda c: float(np.exp(np.log(c).mean())))
-    log_c = np.log(compute.loc[table["budget"]].to_numpy())
-    a, log_k = np.polyfit(log_c, np.log(table["n_opt"].to_numpy()), 1)
+    return table.assign(compute=compute.loc[table["budget"]].to_numpy())
+
+
+def _optimum_exponent(data: pd.DataFrame) -> tuple[float, float]:
+    """``(a, k)``: ``N_opt = k C^a`` through the per-budget optima of ``data``."""
+    table = _optima(data)
+    a, log_k = np.polyfit(np.log(table["compute"]), np.log(table["n_opt"]), 1)
     return float(a), float(np.exp(log_k))
 
 
@@ -337,15 +342,7 @@ def optimum_table(frame: pd.DataFrame, convention: str = "with_head") -> pd.Data
         ``tokens_per_param``, ``bracketed``, ``method``) plus ``compute`` (FLOP,
         the geometric mean of the budget's runs in ``convention``'s count).
     """
-    from scalingkit.sweep import compute_optimal
-
-    data = _columns(frame, convention)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        table, _ = compute_optimal(data)
-    compute = data.groupby("budget")["flops_exact"].apply(
-        lambda c: float(np.exp(np.log(c).mean())))
-    return table.assign(compute=compute.loc[table["budget"]].to_numpy())
+    return _optima(_columns(frame, convention))
 
 
 def fit_exponent(frame: pd.DataFrame, convention: str = "with_head", *, n_bootstrap: int = 200,

@@ -258,3 +258,18 @@ def test_estimate_seconds_interpolates_rates(plans):
     assert smallest < porian.estimate_seconds(plan, rising) < plan.total_flops / 1e8
     with pytest.raises(ValueError, match="positive"):
         porian.estimate_seconds(plan, pd.DataFrame({"params": [1e5], "flop_per_s": [0.0]}))
+
+
+def test_committed_exponents_rederive_from_the_committed_rungs():
+    """Every a in book/data/porian/exponents.json comes back from the five exported stores."""
+    data = json.loads((THROUGHPUT.parent / "exponents.json").read_text())
+    assert data["provenance"]["command"].startswith("python -m scalingkit porian fit")
+    committed = pd.DataFrame(data["table"])
+    frames = {s.name: porian.step_frame(THROUGHPUT.parent / s.name) for s in porian.STEPS}
+    live = porian.exponent_table(frames, methods=porian.METHODS, n_bootstrap=0)
+    both = live.merge(committed, on=["step", "method", "convention"], suffixes=("", "_json"))
+    assert len(both) == len(committed) == len(porian.STEPS) * 2 * len(porian.METHODS)
+    assert np.allclose(both["a"], both["a_json"], rtol=1e-6, equal_nan=True)
+    assert (both["n_edge"] == both["n_edge_json"]).all()
+    ok = committed.dropna(subset=["a_low"])
+    assert (ok["a_low"] <= ok["a_high"]).all()

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from scalingkit import flops
+from scalingkit.fit import ScalingFitWarning
 from scalingkit.models import GPTConfig, shape_for_params
 from scalingkit.sweep import PlannedRun, SweepPlan, SweepSpec, plan_sweep
 
@@ -311,7 +312,7 @@ def _optima(data: pd.DataFrame) -> pd.DataFrame:
     from scalingkit.sweep import compute_optimal
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # extrapolated vertices are handled
+        warnings.simplefilter("ignore", ScalingFitWarning)  # extrapolated vertices are handled
         table, _ = compute_optimal(data)
     compute = data.groupby("budget")["flops_exact"].apply(
         lambda c: float(np.exp(np.log(c).mean())))
@@ -387,7 +388,7 @@ def fit_exponent(frame: pd.DataFrame, convention: str = "with_head", *, n_bootst
         from scalingkit.fit import ParametricFit
 
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.simplefilter("ignore", ScalingFitWarning)
             fit = ParametricFit(n_bootstrap=n_bootstrap, random_state=random_state).fit(
                 data["params"], data["tokens"], data["loss"])
         a, k = fit.a_, math.nan
@@ -411,7 +412,7 @@ def fit_exponent(frame: pd.DataFrame, convention: str = "with_head", *, n_bootst
     else:
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # extrapolated: n_edge
+                warnings.simplefilter("ignore", ScalingFitWarning)  # extrapolated: n_edge
                 fit = IsoFLOPFit(n_bootstrap=n_bootstrap, random_state=random_state).fit(
                     data["params"], data["tokens"], data["loss"], flops=data["flops_exact"],
                     budget=data["budget"])

@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from scalingkit import flops
+from scalingkit.fit import ScalingFitWarning
 from scalingkit.models import GPTConfig, shape_for_params
 from scalingkit.provenance import provenance
 
@@ -585,7 +586,7 @@ def compute_optimal(frame: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
             break
         kept = data[data["budget"].isin(table.loc[inside, "budget"])]
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # extrapolated vertices: handled here
+            warnings.simplefilter("ignore", ScalingFitWarning)  # extrapolated: handled here
             fit = IsoFLOPFit().fit(kept["params"], kept["tokens"], kept["loss"],
                                    flops=kept["flops_exact"], budget=kept["budget"])
         log_n = np.log(fit.n_opt_)

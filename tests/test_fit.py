@@ -23,6 +23,7 @@ from scalingkit.fit import (
     KaplanNFit,
     NotFittedError,
     ParametricFit,
+    ScalingFitWarning,
     allocation_exponents,
 )
 from scalingkit.fit.data import drop_highest_loss
@@ -316,7 +317,7 @@ def test_bootstrap_drops_resamples_with_non_finite_solutions():
     fit = IsoFLOPFit()
     samples = [{"a": 0.4, "k": 1.0}, {"a": np.nan, "k": 1.0}, {"a": 0.6, "k": np.inf},
                {"a": 0.5, "k": 2.0}]
-    with pytest.warns(RuntimeWarning, match="2 of 4 bootstrap resamples failed"):
+    with pytest.warns(ScalingFitWarning, match="2 of 4 bootstrap resamples failed"):
         fit._store_bootstrap(samples, 4, 0.95)
     assert np.isfinite(fit.ci_["a"]).all() and np.isfinite(fit.ci_["k"]).all()
     assert fit.bootstrap_["a"].tolist() == [0.4, 0.5]

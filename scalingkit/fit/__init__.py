@@ -17,7 +17,7 @@ Estimators (scikit-learn habit: keyword-only settings, ``fit`` returns
 Units: N in parameters, D in tokens, C in FLOP, L in nats/token.
 """
 
-from scalingkit.fit._validation import NotFittedError
+from scalingkit.fit._validation import NotFittedError, ScalingFitWarning
 from scalingkit.fit.envelope import EnvelopeFit
 from scalingkit.fit.isoflop import IsoFLOPFit, fit_isoflop, group_budgets
 from scalingkit.fit.kaplan import ComputeFit, KaplanDFit, KaplanNDFit, KaplanNFit
@@ -37,7 +37,8 @@ ESTIMATORS = (
 
 __all__ = [
     "ESTIMATORS", "ComputeFit", "EnvelopeFit", "IsoFLOPFit", "KaplanDFit", "KaplanNDFit",
-    "KaplanNFit", "NotFittedError", "ParametricFit", "allocation_exponents", "batched_lbfgs",
+    "KaplanNFit", "NotFittedError", "ParametricFit", "ScalingFitWarning",
+    "allocation_exponents", "batched_lbfgs",
     "fit_isoflop", "fit_parametric", "group_budgets", "huber", "huber_objective",
     "initial_grid",
 ]

@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from scalingkit.fit._validation import NotFittedError, check_bootstrap
+from scalingkit.fit._validation import NotFittedError, ScalingFitWarning, check_bootstrap
 
 
 def _jsonable(value: object) -> object:
@@ -107,7 +107,7 @@ class BaseFit:
             warnings.warn(
                 f"bootstrap intervals cannot be estimated: {n_failed} of {n_boot} "
                 "resamples failed to fit",
-                RuntimeWarning,
+                ScalingFitWarning,
                 stacklevel=3,
             )
             self.ci_ = None
@@ -116,7 +116,7 @@ class BaseFit:
         if n_failed:
             warnings.warn(
                 f"{n_failed} of {n_boot} bootstrap resamples failed to fit and were dropped",
-                RuntimeWarning,
+                ScalingFitWarning,
                 stacklevel=3,
             )
         names = list(samples[0])

@@ -14,6 +14,17 @@ class NotFittedError(ValueError, AttributeError):
     """Raised when a fitted attribute or method is used before ``fit``."""
 
 
+class ScalingFitWarning(UserWarning):
+    """Warning category of the fitters (as scipy has ``OptimizeWarning``).
+
+    Raised for results a caller should know about but that do not stop a fit:
+    failed bootstrap resamples, budgets left out of an IsoFLOP fit, a fitted law
+    that runs the wrong way. Filter exactly this category, for example
+    ``warnings.simplefilter("ignore", ScalingFitWarning)``, instead of silencing
+    every ``RuntimeWarning``.
+    """
+
+
 def as_positive_1d(name: str, values: object) -> np.ndarray:
     """Return ``values`` as a 1-D float array, checking it is finite and > 0.
 

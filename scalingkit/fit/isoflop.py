@@ -13,7 +13,12 @@ import warnings
 import numpy as np
 
 from scalingkit.fit._base import BaseFit
-from scalingkit.fit._validation import as_positive_1d, check_bootstrap, check_data
+from scalingkit.fit._validation import (
+    ScalingFitWarning,
+    as_positive_1d,
+    check_bootstrap,
+    check_data,
+)
 
 
 def group_budgets(flops: np.ndarray, tol: float = 0.05) -> np.ndarray:
@@ -184,7 +189,7 @@ class IsoFLOPFit(BaseFit):
         if outside.any():
             warnings.warn(
                 f"{int(outside.sum())} parabola minimum(s) lie outside the sampled sizes "
-                "(extrapolated)", RuntimeWarning, stacklevel=2,
+                "(extrapolated)", ScalingFitWarning, stacklevel=2,
             )
         m = prof.shape[0]
         if m > 2:

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from scalingkit.fit._validation import ScalingFitWarning
 from scalingkit.fit.isoflop import IsoFLOPFit
 from scalingkit.fit.parametric import ParametricFit
 from scalingkit.fit.simulate import isoflop_sweep
@@ -141,7 +142,7 @@ def isoflop_bias_study(
                 s = isoflop_sweep(coef, c, half_width=hw, step=step, offset=offset,
                                   ladder=True, noise=noise, seed=int(rng.integers(2**31)))
                 with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
+                    warnings.simplefilter("ignore", ScalingFitWarning)
                     try:
                         fit = IsoFLOPFit().fit(s["params"], s["tokens"], s["loss"],
                                                flops=s["flops"])

@@ -1,20 +1,25 @@
-"""Throughput of the quick IsoFLOP sweep: sequential (one process, all threads) vs pool.
+"""Throughput of an IsoFLOP sweep: sequential (one process, all threads) vs the process pool.
 
-Runs the same plan twice in one invocation, into two fresh temporary run
-stores: first with the sequential executor (one process using every core as
-torch threads), then with the process pool (one worker per core, one thread
-each). Prints both wall times, the training FLOP per second of each, and as
-its last line ``pool_speedup=<sequential seconds / pool seconds>``.
+Trains the same plan with the sequential executor (one process using every
+core as torch threads) and with the process pool (one worker per core, one
+thread each), each into a fresh temporary run store, ``--repeats`` times. The
+repeats are interleaved (sequential, pool, then pool, sequential, ...) so that
+a change in the machine's load during the run hits both alike. Prints the best
+and the median wall time of each, their training FLOP per second, and as its
+last line ``pool_speedup=<x> pool_speedup_best=<x>``: the ratio of the
+sequential executor's seconds to the pool's, of the medians and of the bests.
 
 Usage::
 
     python benchmarks/sweep_throughput.py [--preset quick] [--workers W] [--budgets C ...]
+                                          [--repeats R]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 
@@ -40,20 +45,35 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--budgets", type=float, nargs="+", default=None,
                         help="replace the preset's budgets (FLOP) for a shorter smoke run")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed sweeps per executor, interleaved (default 3)")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
     overrides = {"budgets": tuple(args.budgets)} if args.budgets else {}
     plan = plan_sweep(preset(args.preset, **overrides))
     cores = available_cores()
     workers, threads = plan_workers(len(plan.runs), workers=args.workers)
     print(f"{provenance()['cpu']}, {cores} cores, load average {os.getloadavg()[0]:.1f}; "
-          f"{len(plan.runs)} runs, {plan.total_flops:.3g} training FLOP")
-    seq = timed_sweep(plan, "sequential", None)
-    print(f"sequential (1 process x {cores} threads): {seq:.1f} s, "
-          f"{plan.total_flops / seq / 1e9:.2f} GFLOP/s")
-    pool = timed_sweep(plan, "pool", args.workers)
-    print(f"pool ({workers} processes x {threads} threads): {pool:.1f} s, "
-          f"{plan.total_flops / pool / 1e9:.2f} GFLOP/s")
-    print(f"pool_speedup={seq / pool:.3f}")
+          f"{len(plan.runs)} runs, {plan.total_flops:.3g} training FLOP, "
+          f"{args.repeats} interleaved repeats")
+    times: dict[str, list[float]] = {"sequential": [], "pool": []}
+    for r in range(args.repeats):
+        order = ("sequential", "pool") if r % 2 == 0 else ("pool", "sequential")
+        for executor in order:
+            times[executor].append(
+                timed_sweep(plan, executor, args.workers if executor == "pool" else None))
+    labels = {"sequential": f"sequential (1 process x {cores} threads)",
+              "pool": f"pool ({workers} processes x {threads} threads)"}
+    for executor, label in labels.items():
+        best, median = min(times[executor]), statistics.median(times[executor])
+        print(f"{label}: best {best:.1f} s, median {median:.1f} s "
+              f"({plan.total_flops / median / 1e9:.2f} GFLOP/s at the median); "
+              f"all: {', '.join(f'{t:.1f}' for t in times[executor])} s")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    seq, pool = times["sequential"], times["pool"]
+    print(f"pool_speedup={statistics.median(seq) / statistics.median(pool):.3f} "
+          f"pool_speedup_best={min(seq) / min(pool):.3f}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from scalingkit import __version__
 
@@ -44,18 +45,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit status of a command that stopped on bad input (argparse uses 2 too).
+EXIT_BAD_INPUT = 2
+#: Exit status of a command whose work failed (a fit, a run, a file write).
+EXIT_FAILED = 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen subcommand; return its exit status.
 
-    A ``ValueError`` raised by a command (bad user input) is printed as one
-    line on stderr with exit status 2 instead of a traceback.
+    Errors are printed as one line on stderr, never as a traceback:
+
+    * ``ValueError`` (bad user input, found before any work where possible):
+      ``error: ...``, exit status 2 (:data:`EXIT_BAD_INPUT`), as argparse's own
+      usage errors;
+    * ``RuntimeError`` (a fit that did not converge, a run that failed) and
+      ``OSError`` (a file that could not be read or written): ``error: ...``,
+      exit status 1 (:data:`EXIT_FAILED`).
+
+    Warnings (such as :class:`~scalingkit.fit.ScalingFitWarning`) are printed
+    as one line each, ``warning: ...``.
     """
     args = build_parser().parse_args(argv)
-    try:
-        return int(args._run(args) or 0)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return int(args._run(args) or 0)
+        except ValueError as exc:
+            print(f"error: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except (RuntimeError, OSError) as exc:
+            print(f"error: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_FAILED
+
+
+def _one_line(exc: BaseException) -> str:
+    """The exception's message on one line (an ``OSError`` names its file)."""
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a warning as ``warning: <message>`` on one line of stderr."""
+    from scalingkit.fit import ScalingFitWarning
+
+    prefix = "" if issubclass(category, ScalingFitWarning) else f"{category.__name__}: "
+    print(f"warning: {prefix}{' '.join(str(message).split())}", file=file or sys.stderr)
 
 
 if __name__ == "__main__":

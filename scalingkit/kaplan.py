@@ -323,8 +323,8 @@ def train_with_noise_scale(
     """Train like :func:`scalingkit.executors.train_from_dict` and measure ``B_simple``.
 
     The noise scale is measured at initialisation and at every checkpoint the trainer
-    writes (``checkpoint_every`` steps): when the trainer reports progress after a new
-    checkpoint, the checkpoint's weights are loaded into a copy of the model and
+    writes (``checkpoint_every`` steps): the trainer's callback hands over the live
+    model, its weights are copied into a second model and
     :func:`scalingkit.noise_scale.gpt_noise_scale` runs on training windows with its
     own sampler, so the training run itself is unchanged. Measurements are saved to
     ``run_dir/noise_scale.json`` as they come, so a resumed run keeps them.
@@ -367,20 +367,15 @@ def train_with_noise_scale(
 
     if not any(p["step"] == 0 for p in points):
         measure(0)  # the trainer initialises from the same seed, so these are its weights
-    ckpt = run_dir / "checkpoint.pt"
     seen = {p["step"] for p in points}
-    stamp = [None]
 
     def callback(info: dict) -> None:
-        if not ckpt.exists() or ckpt.stat().st_mtime_ns == stamp[0]:
-            return
-        stamp[0] = ckpt.stat().st_mtime_ns
-        payload = torch.load(ckpt, map_location="cpu", weights_only=True)
-        step = json.loads(payload["state"])["step"]
-        if step not in seen:
-            seen.add(step)
-            probe.load_state_dict(payload["model"])
-            measure(step)
+        # Measure at every checkpoint, on a copy of the live weights, so that the
+        # training model, its gradients and torch's RNG are left as they were.
+        if info["checkpoint"] and info["step"] not in seen:
+            seen.add(info["step"])
+            probe.load_state_dict(info["model"].state_dict())
+            measure(info["step"])
 
     try:
         result = train(cfg, run_dir=run_dir, progress=progress, callback=callback).to_dict()
@@ -457,7 +452,7 @@ def run_kaplan(
 
 
 def export_store(source: str | Path, dest: str | Path) -> int:
-    """Copy the manifest and the records of the runs it lists, for committing.
+    """Copy the manifest and the records of the runs it lists into a new or empty folder.
 
     Checkpoints, noise-scale logs and runs of earlier plans left in the store (records
     are never deleted) stay behind.
@@ -474,6 +469,7 @@ def export_store(source: str | Path, dest: str | Path) -> int:
     source, dest = Path(source), Path(dest)
     manifest = _manifest(source)
     store = RunStore(source)
+    store.check_export(dest)  # a new or empty folder, never the store itself: no silent merge
     ids = sorted({i for ids in manifest["experiments"].values() for i in ids if i in store})
     (dest / "runs").mkdir(parents=True, exist_ok=True)
     shutil.copy2(source / "store.json", dest / "store.json")

@@ -284,10 +284,13 @@ def step_frame(source: str | Path) -> pd.DataFrame:
 
 
 #: How :func:`fit_exponent` finds each budget's optimum.
-#: ``"parabola"``: the vertex of a parabola in ``ln N`` on every budget (Approach 2).
-#: ``"optimum"``: :func:`scalingkit.sweep.compute_optimal`'s rule, the vertex where a
-#: budget brackets its minimum and the vertex lies inside its sizes, else the best
-#: sampled size (a censored value: the true optimum lies beyond the sampled edge).
+#: ``"parabola"``: the vertex of a parabola in ``ln N`` through every run of every
+#: budget (Approach 2 in its textbook form, :class:`scalingkit.fit.IsoFLOPFit` with
+#: ``rule="all"``), extrapolated or not; NaN, with a note, if a budget has no vertex.
+#: ``"optimum"``: :func:`scalingkit.sweep.compute_optimal`'s rule, the vertex of a
+#: local parabola (the sizes nearest the lowest loss) where a budget brackets its
+#: minimum, else the best sampled size (a censored value: the true optimum lies
+#: beyond the sampled edge).
 #: ``"parametric"``: Approach 3, ``L(N, D) = E + A/N^alpha + B/D^beta`` fitted to all
 #: runs (:class:`scalingkit.fit.ParametricFit`), ``a = beta / (alpha + beta)``; it
 #: needs no bracketed minimum, but extrapolates when the optimum lies outside the runs.
@@ -413,14 +416,19 @@ def fit_exponent(frame: pd.DataFrame, convention: str = "with_head", *, n_bootst
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ScalingFitWarning)  # extrapolated: n_edge
-                fit = IsoFLOPFit(n_bootstrap=n_bootstrap, random_state=random_state).fit(
+                fit = IsoFLOPFit(rule="all", n_bootstrap=n_bootstrap,
+                                 random_state=random_state).fit(
                     data["params"], data["tokens"], data["loss"], flops=data["flops_exact"],
                     budget=data["budget"])
-        except ValueError as err:  # a budget whose profile has no minimum
+        except ValueError as err:  # fewer than 2 budgets with a vertex
             a, k, ci, note = math.nan, math.nan, [math.nan, math.nan], str(err)
         else:
             a, k = fit.a_, fit.k_
             ci = fit.ci_["a"] if fit.ci_ else [math.nan, math.nan]
+            if fit.budgets_dropped_:  # "every budget" fails if one budget has no vertex
+                a, k, ci = math.nan, math.nan, [math.nan, math.nan]
+                note = "; ".join(f"budget {c:.3g} FLOP: {why}"
+                                 for c, why in fit.budgets_dropped_.items())
     return {"convention": convention, "method": method, "a": a, "a_low": ci[0],
             "a_high": ci[1], "k": k, "n_runs": len(frame),
             "n_budgets": int(frame["budget"].nunique()), "n_edge": edges, "note": note}

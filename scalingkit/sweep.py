@@ -33,10 +33,8 @@ Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models"
 
 from __future__ import annotations
 
-import json
 import math
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -45,12 +43,16 @@ import numpy as np
 import pandas as pd
 
 from scalingkit import flops
-from scalingkit.fit import ScalingFitWarning
 from scalingkit.models import GPTConfig, shape_for_params
 from scalingkit.provenance import provenance
 
 #: Names accepted by :func:`preset`.
 PRESETS = ("quick", "reference")
+#: SweepSpec fields that only place runs on the grid (which budgets, which sizes, which
+#: bounds); a run store may be extended along them, while a change in any other field
+#: (the training recipe) makes a different sweep (see :func:`run_sweep`).
+GRID_FIELDS = ("budgets", "sizes_per_budget", "span", "centre_coef", "centre_exponent",
+               "min_steps", "max_epochs", "min_params", "max_params")
 #: Default centre coefficient: ``N_c = sqrt(C / 120)`` gives ``D = 20 N`` under ``C = 6ND``.
 CHINCHILLA_CENTRE = 120.0**-0.5
 
@@ -445,7 +447,7 @@ def results_frame(records: Sequence[Any]) -> pd.DataFrame:
 def run_sweep(
     plan: SweepPlan, out: str | Any, *, executor: str = "sequential", workers: int | None = None,
     progress: bool = True, trainer: Any = None, command: str | None = None,
-    **executor_options: Any,
+    allow_other_spec: bool = False, **executor_options: Any,
 ) -> Any:
     """Store a plan's runs under ``out`` and train the ones not yet finished.
 
@@ -468,35 +470,41 @@ def run_sweep(
         :func:`scalingkit.executors.train_from_dict`.
     command : str, optional
         The command line that started the sweep, kept in its provenance.
+    allow_other_spec : bool, default=False
+        Add the runs even if ``out`` was made for a sweep with another recipe
+        (fields outside :data:`GRID_FIELDS` differ); by default that is refused.
     **executor_options
-        Passed to the executor (for Slurm: ``timeout_min``, ``slurm_partition``...).
+        Passed to the executor (for Slurm: ``resources=SlurmResources(...)``,
+        ``pending_limit_s``, ``wait_limit_s``; see :class:`~scalingkit.executors.SubmititExecutor`).
 
     Returns
     -------
     RunStore
     """
     from scalingkit.executors import DEFAULT_TRAINER, make_executor
-    from scalingkit.store import RunStore, atomic_write_json
+    from scalingkit.store import RunStore
 
     store = RunStore(out)
     store.ensure_writable()
     runner = make_executor(executor, trainer=trainer or DEFAULT_TRAINER, workers=workers,
                            folder=store.root / "submitit", progress=progress,
                            **executor_options)
+    store.bind_spec(spec_dict(plan.spec), extensible=GRID_FIELDS,
+                    allow_other=allow_other_spec)
     ids = add_to_store(plan, store)
-    sweeps_file = store.root / "sweeps.json"
-    history = json.loads(sweeps_file.read_text()) if sweeps_file.exists() else []
     order = sorted(range(len(ids)), key=lambda j: -plan.runs[j].flops_exact)
-    pending = [ids[j] for j in order if not store.get(ids[j]).is_final]
-    entry = {"spec": _spec_dict(plan.spec), "runs": ids, "pending_at_start": len(pending),
+    free = set(store.pending())  # not final, not held by another live sweep
+    pending = [ids[j] for j in order if ids[j] in free]
+    entry = {"spec": spec_dict(plan.spec), "runs": ids, "pending_at_start": len(pending),
              "dropped": [vars(d) for d in plan.dropped], "executor": executor,
              "provenance": provenance(command), "started": time.time()}
-    atomic_write_json(sweeps_file, [*history, entry])  # one entry per invocation
+    store.append_log(entry)  # one entry per invocation
     runner.run(store, pending)
     return store
 
 
-def _spec_dict(spec: SweepSpec) -> dict:
+def spec_dict(spec: SweepSpec) -> dict:
+    """A spec as plain JSON data (what ``sweeps.json`` and ``store.json`` record)."""
     data = {f: getattr(spec, f) for f in spec.__dataclass_fields__}
     data["budgets"] = list(spec.budgets)
     data["train"] = dict(spec.train)
@@ -538,67 +546,72 @@ def tokens_at_size(frame: pd.DataFrame, budgets: Sequence[float],
     return np.array(out)
 
 
-def compute_optimal(frame: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
+def compute_optimal(frame: pd.DataFrame, *, rule: str = "local",
+                    n_local: int = 5) -> tuple[pd.DataFrame, Any]:
     """Compute-optimal size and tokens per budget from finished IsoFLOP runs.
 
-    A budget *brackets* its minimum when its lowest loss is at an interior
-    size (with at least 3 sizes). For those budgets ``N_opt`` is the vertex of
-    a parabola in ``ln N`` through the budget's runs
-    (:class:`scalingkit.fit.IsoFLOPFit`, with each budget's exact FLOP). A
-    budget whose lowest loss sits at the smallest or the largest size has not
-    found its valley floor, and a parabola there would only extrapolate; the
-    same holds for a budget whose parabola puts its vertex outside the sizes
-    that were run (a jagged profile). There ``N_opt`` falls back to the best
-    *sampled* size, with ``method`` saying so. ``D_opt`` is read on each budget's IsoFLOP line
-    (:func:`tokens_at_size`).
+    Each budget's optimum comes from the per-budget rule of the IsoFLOP fitter
+    (:func:`scalingkit.fit.isoflop.isoflop_optima`, one home for both). With
+    the default ``rule="local"``, a budget *brackets* its minimum when its
+    lowest loss is at an interior size and a parabola in ``ln N`` through the
+    runs at the ``n_local`` sizes centred on it puts its vertex inside those
+    sizes; ``N_opt`` is then that vertex (``method`` ``"parabola"``). Elsewhere
+    (lowest loss at the smallest or the largest size, a vertex outside the
+    sizes, fewer than 3 sizes) ``N_opt`` falls back to the best *sampled*
+    size (``method`` ``"best sampled"``, a bound rather than an estimate), and
+    ``reason`` says why. ``rule="all"`` fits the parabola through every run of
+    a budget instead (the textbook rule, for comparison), still trusting it
+    only where it brackets the minimum. ``D_opt`` is read on each budget's
+    IsoFLOP line (:func:`tokens_at_size`).
 
     Parameters
     ----------
     frame : DataFrame
         Done runs with ``budget`` (FLOP), ``params``, ``tokens``, ``loss``
         (nats/token) and ``flops_exact`` (FLOP), as from :func:`results_frame`.
+    rule : {"local", "all"}, default="local"
+        The per-budget rule (:class:`scalingkit.fit.IsoFLOPFit`).
+    n_local : int, default=5
+        Sizes in the local parabola (odd, at least 3).
 
     Returns
     -------
     (DataFrame, IsoFLOPFit or None)
         One row per budget: ``budget``, ``n_opt``, ``d_opt``, ``loss_opt``,
-        ``tokens_per_param``, ``bracketed`` and ``method`` (``"parabola"`` or
-        ``"best sampled"``); and the parabola fit over the budgets marked
-        ``"parabola"`` when there are at least 2 of them (else None).
+        ``tokens_per_param``, ``bracketed``, ``method`` (``"parabola"`` or
+        ``"best sampled"``) and ``reason`` (empty where bracketed); and the
+        IsoFLOP fit (same rule, each budget's exact FLOP) over the bracketed
+        budgets when there are at least 2 of them (else None).
     """
     from scalingkit.fit import IsoFLOPFit
+    from scalingkit.fit.isoflop import isoflop_optima
 
-    data = frame.dropna(subset=["loss"])
+    data = frame.dropna(subset=["loss"]).sort_values(["budget", "params"])
     if data.empty:
         raise ValueError("no finished runs with a loss")
+    optima = isoflop_optima(data["params"], data["loss"], data["budget"], rule=rule,
+                            n_local=n_local)
     rows = []
-    for budget, runs in data.sort_values("params").groupby("budget"):
+    for budget, runs in data.groupby("budget"):
+        opt = optima.loc[budget]
         best = int(np.argmin(runs["loss"].to_numpy()))
-        rows.append({"budget": float(budget), "n_opt": float(runs["params"].iloc[best]),
-                     "loss_opt": float(runs["loss"].iloc[best]),
-                     "bracketed": 0 < best < len(runs) - 1 and runs["params"].nunique() >= 3})
+        vertex = bool(opt["bracketed"])
+        rows.append({"budget": float(budget),
+                     "n_opt": float(opt["n_opt"]) if vertex
+                     else float(runs["params"].iloc[best]),
+                     "loss_opt": float(opt["loss_opt"]) if vertex
+                     else float(runs["loss"].iloc[best]),
+                     "bracketed": vertex, "method": "parabola" if vertex else "best sampled",
+                     "reason": opt["reason"]})
     table = pd.DataFrame(rows)
-    table["method"] = "best sampled"
     fit = None
-    inside = table["bracketed"].to_numpy().copy()
-    for _ in range(2):  # fit; drop budgets whose vertex lies outside their sizes; refit once
-        if inside.sum() < 2:
-            break
-        kept = data[data["budget"].isin(table.loc[inside, "budget"])]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ScalingFitWarning)  # extrapolated: handled here
-            fit = IsoFLOPFit().fit(kept["params"], kept["tokens"], kept["loss"],
-                                   flops=kept["flops_exact"], budget=kept["budget"])
-        log_n = np.log(fit.n_opt_)
-        within = (fit.log_n_range_[:, 0] <= log_n) & (log_n <= fit.log_n_range_[:, 1])
-        if within.all():
-            table.loc[inside, "n_opt"] = fit.n_opt_
-            table.loc[inside, "loss_opt"] = fit.loss_opt_
-            table.loc[inside, "method"] = "parabola"
-            break
-        inside[np.flatnonzero(inside)[~within]] = False
-        fit = None
+    if table["bracketed"].sum() >= 2:
+        kept = data[data["budget"].isin(table.loc[table["bracketed"], "budget"])]
+        fit = IsoFLOPFit(rule=rule, n_local=n_local).fit(
+            kept["params"], kept["tokens"], kept["loss"], flops=kept["flops_exact"],
+            budget=kept["budget"])
     table["d_opt"] = tokens_at_size(data, table["budget"], table["n_opt"])
     table["tokens_per_param"] = table["d_opt"] / table["n_opt"]
-    columns = ["budget", "n_opt", "d_opt", "loss_opt", "tokens_per_param", "bracketed", "method"]
+    columns = ["budget", "n_opt", "d_opt", "loss_opt", "tokens_per_param", "bracketed",
+               "method", "reason"]
     return table[columns], fit

@@ -24,12 +24,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm.std import tqdm  # text bar; tqdm.auto warns in kernels without ipywidgets
 
 from scalingkit import flops
 from scalingkit.data import BatchSampler, eval_windows, load_corpus
 from scalingkit.device import peak_flop_per_s, resolve_device, resolve_dtype
 from scalingkit.models import GPT, GPTConfig
+from scalingkit.provenance import cpu_identity
 
 __all__ = [
     "TrainConfig",
@@ -311,6 +312,10 @@ class TrainResult:
     torch_threads : int
         Intra-op threads torch used. On CPU a run is bitwise reproducible only
         with the same count (reductions are split differently).
+    cpu, cpu_flags, torch_cpu_capability
+        The CPU model, its SIMD flags and torch's kernel set
+        (:func:`scalingkit.provenance.cpu_identity`): bitwise reproduction needs
+        the same ones too.
     val_bytes_per_token : float
         Bytes per token on the validation split (1 for the byte tokenizer).
     config : dict
@@ -341,6 +346,9 @@ class TrainResult:
     device: str = ""
     dtype: str = ""
     torch_threads: int = 0
+    cpu: str = ""
+    cpu_flags: list[str] = field(default_factory=list)
+    torch_cpu_capability: str = ""
     val_bytes_per_token: float = 1.0
     config: dict = field(default_factory=dict)
 
@@ -410,6 +418,176 @@ def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------- train
 
 
+@dataclass
+class _Run:
+    """What one training run holds while it trains: built by :func:`_set_up`."""
+
+    config: TrainConfig
+    device: torch.device
+    dtype: torch.dtype
+    corpus: Any  # TokenCorpus
+    train_tokens: np.ndarray
+    model: GPT
+    step_model: Any  # the model, or its torch.compile wrapper
+    optimizer: torch.optim.AdamW
+    sampler: BatchSampler
+    eval_starts: np.ndarray
+    flop_per_token: float
+    divergence_limit: float  # nats/token
+    cfg_dict: dict
+    state: dict = field(default_factory=lambda: {
+        "step": 0, "curve": [], "train_curve": [], "elapsed": 0.0, "train_time": 0.0})
+    checkpoint_path: Path | None = None
+
+    def autocast(self):
+        """bf16/fp16 autocast when the run's dtype asks for it, else nothing."""
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+
+def _set_up(config: TrainConfig) -> _Run:
+    """Device, corpus, model, optimiser and sampler of a fresh run (seeded)."""
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(config.dtype, device)
+    corpus = load_corpus(config.corpus, config.tokenizer, val_fraction=config.val_fraction)
+    mcfg = config.model
+    if mcfg.vocab_size != corpus.vocab_size:
+        raise ValueError(
+            f"model vocab_size={mcfg.vocab_size} but tokenizer {config.tokenizer!r} has "
+            f"{corpus.vocab_size} tokens"
+        )
+    n_ctx = mcfg.n_ctx
+    if len(corpus.train) <= n_ctx or len(corpus.val) <= n_ctx:
+        raise ValueError(f"corpus {config.corpus!r} is too small for n_ctx={n_ctx}")
+    train_tokens = corpus.train
+    if config.train_tokens_limit is not None:
+        if config.train_tokens_limit > len(corpus.train):
+            raise ValueError(
+                f"train_tokens_limit={config.train_tokens_limit} exceeds the "
+                f"{len(corpus.train)} training tokens of corpus {config.corpus!r}"
+            )
+        train_tokens = corpus.train[: config.train_tokens_limit]
+    torch.manual_seed(config.seed)
+    model = GPT(mcfg, generator=torch.Generator().manual_seed(config.seed)).to(device)
+    return _Run(
+        config=config, device=device, dtype=dtype, corpus=corpus, train_tokens=train_tokens,
+        model=model, step_model=torch.compile(model) if config.compile else model,
+        optimizer=_optimizer(model, config, device),
+        sampler=BatchSampler(train_tokens, config.batch_size, n_ctx, seed=config.seed + 1),
+        eval_starts=eval_windows(corpus.val, n_ctx, max(1, config.eval_tokens // n_ctx)),
+        flop_per_token=flops.training_flops_per_token(mcfg.shape),
+        divergence_limit=config.divergence_factor * math.log(mcfg.vocab_size),
+        cfg_dict=config.to_dict(),
+    )
+
+
+def _resume(run: _Run, run_dir: Path) -> None:
+    """Write ``config.json``; restore everything from ``checkpoint.pt`` if one exists."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(run.cfg_dict, indent=1))
+    run.checkpoint_path = path = run_dir / "checkpoint.pt"
+    if not path.exists():
+        return
+    ckpt = torch.load(path, map_location=run.device, weights_only=True)
+    if ckpt.get("format") != _CKPT_FORMAT or json.loads(ckpt["config"]) != run.cfg_dict:
+        raise ValueError(
+            f"{path} was written for a different config; use another run_dir "
+            "or delete the checkpoint"
+        )
+    run.model.load_state_dict(ckpt["model"])
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    run.sampler.set_state(ckpt["sampler"])
+    _set_rng_state(ckpt["rng"], run.device)
+    run.state = json.loads(ckpt["state"])
+
+
+def _step(run: _Run, step: int) -> tuple[torch.Tensor, float]:
+    """One optimiser step at the schedule's learning rate; ``(loss tensor, lr)``."""
+    config = run.config
+    lr = learning_rate(config, step * config.tokens_per_step)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    x, y = run.sampler.sample()  # (B, T) each
+    x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
+    with run.autocast():
+        loss = _loss(run.step_model, x, y)
+    loss.backward()
+    if config.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), config.grad_clip)
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return loss.detach(), lr
+
+
+def _divergence(run: _Run, train_loss: float, done: int, lr: float) -> str | None:
+    """Why a training loss means the run diverged, or None."""
+    if math.isfinite(train_loss) and train_loss <= run.divergence_limit:
+        return None
+    why = ("is not finite" if not math.isfinite(train_loss)
+           else f"exceeds the divergence limit {run.divergence_limit:.3g}")
+    return (f"training loss {train_loss:.4g} nats/token at step {done} "
+            f"({done * run.config.tokens_per_step} tokens, lr={lr:.3g}) {why}")
+
+
+def _validation_loss(run: _Run) -> float:
+    return _evaluate(run.model, run.corpus.val, run.eval_starts, run.config.model.n_ctx,
+                     run.config.batch_size, run.device, run.autocast)
+
+
+def _save(run: _Run) -> None:
+    """Checkpoint everything :func:`_resume` restores."""
+    _save_checkpoint(run.checkpoint_path, {
+        "format": _CKPT_FORMAT, "config": json.dumps(run.cfg_dict),
+        "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+        "sampler": run.sampler.state(), "rng": _rng_state(run.device),
+        "state": json.dumps(run.state),
+    })
+
+
+def _result(run: _Run, status: str, message: str, wall: float,
+            train_time: float) -> TrainResult:
+    """The run's record from its curves and timings (seconds)."""
+    state, mcfg = run.state, run.config.model
+    steps_done = state["train_curve"][-1]["step"] if state["train_curve"] else state["step"]
+    tokens = steps_done * run.config.tokens_per_step
+    tok_per_s = tokens / train_time if train_time > 0 else 0.0
+    peak, peak_source = peak_flop_per_s(run.device, run.dtype)
+    final = state["curve"][-1]["loss"] if status == "done" and state["curve"] else None
+    best = min(state["curve"], key=lambda p: p["loss"]) if final is not None else None
+    return TrainResult(
+        status=status,
+        message=message,
+        params_total=mcfg.n_params(),
+        params_non_embedding=mcfg.n_params_non_embedding(),
+        params_with_head=mcfg.n_params_with_head(),
+        tokens=tokens,
+        steps=steps_done,
+        flops_exact=run.flop_per_token * tokens,
+        flops_6nd=flops.flops_6nd(mcfg.n_params_non_embedding(), tokens) if tokens else 0.0,
+        final_loss=final,
+        final_bits_per_byte=None if final is None else run.corpus.bits_per_byte(final),
+        best_loss=None if best is None else best["loss"],
+        best_tokens=None if best is None else best["tokens"],
+        curve=state["curve"],
+        train_curve=state["train_curve"],
+        wall_time_s=wall,
+        tokens_per_s=tok_per_s,
+        mfu=tok_per_s * run.flop_per_token / peak,
+        peak_flop_per_s=peak,
+        peak_source=peak_source,
+        epochs=tokens / len(run.train_tokens),
+        device=str(run.device),
+        dtype=str(run.dtype).removeprefix("torch."),
+        torch_threads=torch.get_num_threads(),
+        **cpu_identity(),
+        val_bytes_per_token=run.corpus.val_bytes_per_token,
+        config=run.cfg_dict,
+    )
+
+
 def train(
     config: TrainConfig,
     *,
@@ -431,9 +609,12 @@ def train(
     progress : bool, default=True
         Show a tqdm progress bar.
     callback : callable, default=None
-        Called with a dict (``step``, ``tokens``, ``train_loss``, ``val_loss`` or
-        ``None``, ``lr``) every ``log_every`` steps and at every evaluation.
-        Exceptions it raises propagate (useful to interrupt a run).
+        Called with a dict every ``log_every`` steps and at every evaluation:
+        ``step``, ``tokens``, ``train_loss``, ``val_loss`` (or ``None``), ``lr``,
+        ``checkpoint`` (whether a checkpoint follows this call), and the live
+        ``model`` (the :class:`~scalingkit.models.GPT`, in training mode: a
+        callback that evaluates it must not change its weights or torch's global
+        RNG). Exceptions it raises propagate (useful to interrupt a run).
     save_model : bool, default=True
         With a ``run_dir``, save the final weights to ``run_dir/model.pt`` (read them
         back with :func:`load_model`).
@@ -450,99 +631,34 @@ def train(
         For an inconsistent config (vocabulary mismatch, unavailable device, a
         checkpoint written for another config).
     """
-    if not isinstance(config, TrainConfig):
-        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     t_start = time.perf_counter()
-    device = resolve_device(config.device)
-    dtype = resolve_dtype(config.dtype, device)
-    corpus = load_corpus(config.corpus, config.tokenizer, val_fraction=config.val_fraction)
-    mcfg = config.model
-    if mcfg.vocab_size != corpus.vocab_size:
-        raise ValueError(
-            f"model vocab_size={mcfg.vocab_size} but tokenizer {config.tokenizer!r} has "
-            f"{corpus.vocab_size} tokens"
-        )
-    n_ctx, steps, tps = mcfg.n_ctx, config.steps, config.tokens_per_step
-    if len(corpus.train) <= n_ctx or len(corpus.val) <= n_ctx:
-        raise ValueError(f"corpus {config.corpus!r} is too small for n_ctx={n_ctx}")
-    train_tokens = corpus.train
-    if config.train_tokens_limit is not None:
-        if config.train_tokens_limit > len(corpus.train):
-            raise ValueError(
-                f"train_tokens_limit={config.train_tokens_limit} exceeds the "
-                f"{len(corpus.train)} training tokens of corpus {config.corpus!r}"
-            )
-        train_tokens = corpus.train[: config.train_tokens_limit]
-
-    torch.manual_seed(config.seed)
-    model = GPT(mcfg, generator=torch.Generator().manual_seed(config.seed)).to(device)
-    optimizer = _optimizer(model, config, device)
-    sampler = BatchSampler(train_tokens, config.batch_size, n_ctx, seed=config.seed + 1)
-    starts = eval_windows(corpus.val, n_ctx, max(1, config.eval_tokens // n_ctx))
-    step_model = torch.compile(model) if config.compile else model
-    use_autocast = dtype != torch.float32
-
-    def autocast():
-        if not use_autocast:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=device.type, dtype=dtype)
-
-    flop_per_token = flops.training_flops_per_token(mcfg.shape)
-    limit = config.divergence_factor * math.log(mcfg.vocab_size)
-    cfg_dict = config.to_dict()
-    state = {"step": 0, "curve": [], "train_curve": [], "elapsed": 0.0, "train_time": 0.0}
-    ckpt_path = None
+    run = _set_up(config)
     if run_dir is not None:
         run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(cfg_dict, indent=1))
-        ckpt_path = run_dir / "checkpoint.pt"
-        if ckpt_path.exists():
-            ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
-            if ckpt.get("format") != _CKPT_FORMAT or json.loads(ckpt["config"]) != cfg_dict:
-                raise ValueError(
-                    f"{ckpt_path} was written for a different config; use another run_dir "
-                    "or delete the checkpoint"
-                )
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            sampler.set_state(ckpt["sampler"])
-            _set_rng_state(ckpt["rng"], device)
-            state = json.loads(ckpt["state"])
-
+        _resume(run, run_dir)
     status, message = "done", ""
-    running = torch.zeros((), device=device)
+    steps, tps = config.steps, config.tokens_per_step
+    running = torch.zeros((), device=run.device)
     n_running = 0
-    model.train()
-    bar = tqdm(total=steps, initial=state["step"], disable=not progress, unit="step",
+    run.model.train()
+    bar = tqdm(total=steps, initial=run.state["step"], disable=not progress, unit="step",
                leave=False, dynamic_ncols=True)
     t_session = time.perf_counter()
     train_time = 0.0
-    for step in range(state["step"], steps):
+    for step in range(run.state["step"], steps):
         t0 = time.perf_counter()
-        lr = learning_rate(config, step * tps)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        x, y = sampler.sample()  # (B, T) each
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with autocast():
-            loss = _loss(step_model, x, y)
-        loss.backward()
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        running += loss.detach()
+        loss, lr = _step(run, step)
+        running += loss
         n_running += 1
         done = step + 1
         last = done == steps
-        if device.type == "cuda" and (done % config.log_every == 0 or last):
-            torch.cuda.synchronize(device)
+        if run.device.type == "cuda" and (done % config.log_every == 0 or last):
+            torch.cuda.synchronize(run.device)
         train_time += time.perf_counter() - t0
         bar.update(1)
 
-        ckpt_now = (ckpt_path is not None and config.checkpoint_every > 0 and not last
-                    and done % config.checkpoint_every == 0)
+        ckpt_now = (run.checkpoint_path is not None and config.checkpoint_every > 0
+                    and not last and done % config.checkpoint_every == 0)
         log_now = done % config.log_every == 0 or last or ckpt_now
         eval_now = last or (config.eval_every > 0 and done % config.eval_every == 0)
         if not (log_now or eval_now):
@@ -550,82 +666,41 @@ def train(
         train_loss = float(running.item()) / n_running
         running.zero_()
         n_running = 0
-        point = {"step": done, "tokens": done * tps, "flops": done * tps * flop_per_token}
-        state["train_curve"].append({**point, "loss": train_loss, "lr": lr})
-        if not math.isfinite(train_loss) or train_loss > limit:
-            why = ("is not finite" if not math.isfinite(train_loss)
-                   else f"exceeds the divergence limit {limit:.3g}")
+        point = {"step": done, "tokens": done * tps, "flops": done * tps * run.flop_per_token}
+        run.state["train_curve"].append({**point, "loss": train_loss, "lr": lr})
+        message = _divergence(run, train_loss, done, lr) or ""
+        if message:
             status = "diverged"
-            message = (f"training loss {train_loss:.4g} nats/token at step {done} "
-                       f"({done * tps} tokens, lr={lr:.3g}) {why}")
             break
         val_loss = None
         if eval_now:
-            val_loss = _evaluate(model, corpus.val, starts, n_ctx, config.batch_size,
-                                 device, autocast)
+            val_loss = _validation_loss(run)
             if not math.isfinite(val_loss):
                 status, message = "diverged", f"validation loss is {val_loss} at step {done}"
                 break
-            state["curve"].append({**point, "loss": val_loss})
+            run.state["curve"].append({**point, "loss": val_loss})
             bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}")
         if callback is not None:
             callback({"step": done, "tokens": done * tps, "train_loss": train_loss,
-                      "val_loss": val_loss, "lr": lr})
+                      "val_loss": val_loss, "lr": lr, "checkpoint": ckpt_now,
+                      "model": run.model})
         if ckpt_now:
             now = time.perf_counter()
-            state.update(step=done, elapsed=state["elapsed"] + now - t_session,
-                         train_time=state["train_time"] + train_time)
+            run.state.update(step=done, elapsed=run.state["elapsed"] + now - t_session,
+                             train_time=run.state["train_time"] + train_time)
             t_session, train_time = now, 0.0
-            _save_checkpoint(ckpt_path, {
-                "format": _CKPT_FORMAT, "config": json.dumps(cfg_dict),
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "sampler": sampler.state(), "rng": _rng_state(device),
-                "state": json.dumps(state),
-            })
+            _save(run)
     bar.close()
 
-    steps_done = state["train_curve"][-1]["step"] if state["train_curve"] else state["step"]
-    tokens = steps_done * tps
-    total_train_time = state["train_time"] + train_time
-    wall = state["elapsed"] + time.perf_counter() - t_session
-    if state["step"] == 0:
+    wall = run.state["elapsed"] + time.perf_counter() - t_session
+    if run.state["step"] == 0:
         wall += t_session - t_start  # count setup time once, in the first session
-    tok_per_s = tokens / total_train_time if total_train_time > 0 else 0.0
-    peak, peak_source = peak_flop_per_s(device, dtype)
-    final = state["curve"][-1]["loss"] if status == "done" and state["curve"] else None
-    best = min(state["curve"], key=lambda p: p["loss"]) if final is not None else None
-    result = TrainResult(
-        status=status,
-        message=message,
-        params_total=mcfg.n_params(),
-        params_non_embedding=mcfg.n_params_non_embedding(),
-        params_with_head=mcfg.n_params_with_head(),
-        tokens=tokens,
-        steps=steps_done,
-        flops_exact=flop_per_token * tokens,
-        flops_6nd=6.0 * mcfg.n_params_non_embedding() * tokens,
-        final_loss=final,
-        final_bits_per_byte=None if final is None else corpus.bits_per_byte(final),
-        best_loss=None if best is None else best["loss"],
-        best_tokens=None if best is None else best["tokens"],
-        curve=state["curve"],
-        train_curve=state["train_curve"],
-        wall_time_s=wall,
-        tokens_per_s=tok_per_s,
-        mfu=tok_per_s * flop_per_token / peak,
-        peak_flop_per_s=peak,
-        peak_source=peak_source,
-        epochs=tokens / len(train_tokens),
-        device=str(device),
-        dtype=str(dtype).removeprefix("torch."),
-        torch_threads=torch.get_num_threads(),
-        val_bytes_per_token=corpus.val_bytes_per_token,
-        config=cfg_dict,
-    )
+    result = _result(run, status, message, wall, run.state["train_time"] + train_time)
     if run_dir is not None:
         if save_model and status == "done":
-            _save_checkpoint(run_dir / "model.pt", {"model_config": json.dumps(mcfg.to_dict()),
-                                                    "model": model.state_dict()})
+            _save_checkpoint(run_dir / "model.pt", {
+                "model_config": json.dumps(run.config.model.to_dict()),
+                "model": run.model.state_dict()})
         (run_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=1))
     return result
 

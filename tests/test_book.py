@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -81,6 +82,29 @@ def test_internal_links_resolve(book_build):
             ):
                 broken.append(f"{page.name} -> {a['href']} (no anchor)")
     assert not broken, broken[:20]
+
+
+def test_pages_show_no_stderr_and_no_path_of_the_build_machine(book_build):
+    """What a reader sees: no stderr block (library noise, warnings with file paths)
+    and no path of the machine that built the book; chapters say in their own words
+    what a reader should know (failed resamples, extrapolated minima)."""
+    html, _ = book_build
+    # Anywhere in the page: the repository's and the home folder's absolute paths.
+    # In cell outputs also temporary folders (prose may name /tmp in a shell example).
+    page_paths = {str(ROOT), str(Path.home()) + "/"}
+    output_paths = page_paths | {"/tmp/", tempfile.gettempdir() + "/"}
+    problems = []
+    for name in toc_files():
+        page = html / f"{name}.html"
+        soup = _soup(page)
+        for node in soup.find_all(class_=lambda c: c is not None and "stderr" in c):
+            problems.append(f"{name}: stderr block {node.get_text()[:160]!r}")
+        text = page.read_text()
+        outputs = "\n".join(str(node) for node in soup.select(".cell_output"))
+        problems += [f"{name}: shows the path {p!r}" for p in sorted(page_paths) if p in text]
+        problems += [f"{name}: an output shows the path {p!r}"
+                     for p in sorted(output_paths - page_paths) if p in outputs]
+    assert not problems, problems[:20]
 
 
 def test_bibliography_is_rendered(book_build):

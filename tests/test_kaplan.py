@@ -13,6 +13,8 @@ import torch
 
 from scalingkit import kaplan
 from scalingkit.cli import main
+from scalingkit.fit import KaplanNDFit
+from scalingkit.tolerances import CLOSED_FORM_RTOL, FIT_OBJECTIVE_RTOL, FIT_PREDICTION_RTOL
 from scalingkit.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -256,10 +258,8 @@ def test_cli_rejects_a_folder_that_is_not_a_kaplan_store(tmp_path, capsys):
 # ------------------------------------------------------------------- committed results
 
 
-def test_committed_overfit_exponent_is_the_ratio_of_the_stored_exponents():
+def test_committed_laws_have_intervals_and_provenance():
     laws = json.loads(LAWS.read_text())
-    ratio = laws["alpha_N"]["value"] / laws["alpha_D"]["value"]
-    assert laws["overfit_exponent"]["value"] == pytest.approx(ratio, rel=1e-12)
     for key in ("alpha_N", "N_c", "alpha_D", "D_c", "overfit_exponent"):
         low, high = laws[key]["interval"]
         assert low <= laws[key]["value"] <= high
@@ -269,9 +269,19 @@ def test_committed_overfit_exponent_is_the_ratio_of_the_stored_exponents():
 
 
 def test_committed_laws_are_rederived_from_the_committed_runs():
+    """Tolerances measured across CPUs (scalingkit.tolerances, benchmarks/cross_cpu.py)."""
     laws = json.loads(LAWS.read_text())
-    again = kaplan.fit_kaplan_laws(kaplan.kaplan_frame(STORE), n_bootstrap=0)
-    for key in ("alpha_N", "N_c", "alpha_D", "D_c", "overfit_exponent"):
-        assert again[key]["value"] == pytest.approx(laws[key]["value"], rel=1e-9)
-    assert again["L(N, D)"]["coef"]["alpha_D"] == pytest.approx(
-        laws["L(N, D)"]["coef"]["alpha_D"], rel=1e-6)
+    frame = kaplan.kaplan_frame(STORE)
+    again = kaplan.fit_kaplan_laws(frame, n_bootstrap=0)
+    for key in ("alpha_N", "N_c", "alpha_D", "D_c", "overfit_exponent"):  # closed form
+        assert again[key]["value"] == pytest.approx(laws[key]["value"], rel=CLOSED_FORM_RTOL)
+    # L(N, D) is flat along N_c (it moved by 3e-5 between CPUs): compare what it identifies,
+    # its objective and its predictions at the fitted points.
+    live, committed = (KaplanNDFit.from_json(json.dumps(d))
+                       for d in (again["L(N, D)"], laws["L(N, D)"]))
+    assert again["L(N, D)"]["objective"] == pytest.approx(laws["L(N, D)"]["objective"],
+                                                          rel=FIT_OBJECTIVE_RTOL)
+    grid = frame[frame["experiment"].isin(["L(D)", "grid"])]
+    np.testing.assert_allclose(live.predict(grid["params"], grid["D"]),
+                               committed.predict(grid["params"], grid["D"]),
+                               rtol=FIT_PREDICTION_RTOL)

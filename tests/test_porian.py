@@ -14,6 +14,7 @@ from scalingkit import flops, porian
 from scalingkit.cli import main
 from scalingkit.models import GPTConfig
 from scalingkit.store import RunStore
+from scalingkit.tolerances import FIT_EXPONENT_RTOL
 from scalingkit.train import TrainConfig
 
 SHAKESPEARE_TRAIN_TOKENS = 4_848_042  # measured by scalingkit.sweep.train_tokens
@@ -114,7 +115,9 @@ def test_optimum_method_matches_parabolas_when_bracketed_and_counts_edges():
     frame = porian.counting_experiment(LAW, budgets, vocab_size=256, n_ctx=128)
     both = porian.exponent_table({"s": frame}, conventions=["with_head"],
                                  methods=porian.METHODS, n_bootstrap=20).set_index("method")
-    assert both.loc["optimum", "a"] == pytest.approx(both.loc["parabola", "a"], abs=1e-9)
+    # every budget bracketed: the local parabolas (optimum) and the full ones agree closely
+    assert both.loc["optimum", "a"] == pytest.approx(both.loc["parabola", "a"], abs=1e-3)
+    assert both.loc["optimum", "a"] == pytest.approx(0.5, abs=1e-3)
     assert (both["n_edge"] == 0).all()
     low, high = both.loc["optimum", ["a_low", "a_high"]]
     assert low <= both.loc["optimum", "a"] <= high
@@ -183,7 +186,14 @@ def test_step_frame_and_fit_cli(plans, tmp_path, capsys):
                  "--output", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "with_head" in printed and "kaplan" in printed
-    assert out.exists()
+    rows = {(r["convention"], r["method"]): r for r in json.loads(out.read_text())["table"]}
+    assert len(rows) == 6 and {r["step"] for r in rows.values()} == {"head"}
+    truth = LAW["beta"] / (LAW["alpha"] + LAW["beta"])  # the losses follow LAW in N with head
+    exact = rows["with_head", "parametric"]
+    assert exact["a"] == pytest.approx(truth, abs=1e-3)
+    assert exact["a_low"] - 1e-6 <= truth <= exact["a_high"] + 1e-6
+    # counting N without the embedding head shifts the fitted exponent (Porian's factor a)
+    assert rows["kaplan", "parametric"]["a"] > truth + 0.05
 
 
 def test_fit_cli_rejects_bad_argument(tmp_path, capsys):
@@ -269,7 +279,8 @@ def test_committed_exponents_rederive_from_the_committed_rungs():
     live = porian.exponent_table(frames, methods=porian.METHODS, n_bootstrap=0)
     both = live.merge(committed, on=["step", "method", "convention"], suffixes=("", "_json"))
     assert len(both) == len(committed) == len(porian.STEPS) * 2 * len(porian.METHODS)
-    assert np.allclose(both["a"], both["a_json"], rtol=1e-6, equal_nan=True)
+    # to the spread measured across CPUs (scalingkit.tolerances)
+    assert np.allclose(both["a"], both["a_json"], rtol=FIT_EXPONENT_RTOL, equal_nan=True)
     assert (both["n_edge"] == both["n_edge_json"]).all()
     ok = committed.dropna(subset=["a_low"])
     assert (ok["a_low"] <= ok["a_high"]).all()

@@ -150,15 +150,18 @@ def test_committed_prediction():
     from scalingkit.fit.data import load_points
     from scalingkit.predict import make_prediction
     from scalingkit.store import RunStore
+    from scalingkit.tolerances import FIT_PREDICTION_RTOL
 
     sweep = ROOT / "book" / "data" / "sweep_reference"
     recipe = max(RunStore(sweep).records(), key=lambda r: r.plan["budget"]).config
     again = make_prediction(load_points(sweep), recipe)
     assert again["budget"] == rec["budget"] and again["params"] == rec["params"]
     assert again["tokens"] == rec["tokens"]
-    assert again["predicted_loss"] == pytest.approx(rec["predicted_loss"], rel=1e-6)
+    # predictions of two fits: to the spread measured across CPUs (scalingkit.tolerances)
+    assert again["predicted_loss"] == pytest.approx(rec["predicted_loss"],
+                                                    rel=FIT_PREDICTION_RTOL)
     assert again["predicted_loss_envelope"] == pytest.approx(rec["predicted_loss_envelope"],
-                                                             rel=1e-6)
+                                                             rel=FIT_PREDICTION_RTOL)
 
 
 def _store_from_law(root):
@@ -219,10 +222,11 @@ def test_backtest_on_the_true_law_is_nearly_exact():
     frame = pd.DataFrame({"params": n, "tokens": d, "loss": law_loss(n, d), "flops": 6 * n * d})
     runs, env = predict.backtest(frame, 1e16, grid="small")
     assert runs["flops"].min() >= 4 * frame.loc[frame["flops"] <= 1e16, "flops"].max()
-    assert runs["relative_error"].max() < 1e-3
+    assert runs["relative_error"].max() < 1e-6
     assert len(env) >= 1 and np.all(np.isfinite(env["relative_error"]))
-    assert np.allclose(runs["relative_error"],
-                       np.abs(runs["predicted"] - runs["loss"]) / runs["loss"])
+    # L(C) through the envelope extrapolates less well than the true functional form.
+    assert runs["relative_error"].max() < env["relative_error"].min()
+    assert env["relative_error"].max() < 0.1
 
 
 @pytest.mark.parametrize(("cutoff", "kwargs", "match"), [

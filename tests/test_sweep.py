@@ -298,6 +298,8 @@ def test_committed_sweep_is_complete_and_its_smallest_run_reproduces(name, capsy
     import torch
 
     from scalingkit.executors import plan_workers, train_from_dict
+    from scalingkit.provenance import same_cpu
+    from scalingkit.tolerances import RETRAIN_ATOL, SAME_CPU_RETRAIN_ATOL
 
     store = RunStore(committed)
     smallest = min(store.records(), key=lambda r: r.result["flops_exact"])
@@ -317,7 +319,11 @@ def test_committed_sweep_is_complete_and_its_smallest_run_reproduces(name, capsy
         again = train_from_dict(smallest.config)
     finally:
         torch.set_num_threads(before)
-    assert again["final_loss"] == pytest.approx(smallest.result["final_loss"], abs=1e-4)
+    # Bitwise equality is a fair demand only on the same CPU model, SIMD flags, torch
+    # kernel set and thread count; elsewhere the loss may move by the spread measured
+    # across CPUs (scalingkit.tolerances, benchmarks/cross_cpu.py).
+    tol = SAME_CPU_RETRAIN_ATOL if same_cpu(smallest.result, threads) else RETRAIN_ATOL
+    assert again["final_loss"] == pytest.approx(smallest.result["final_loss"], abs=tol)
     assert again["tokens"] == smallest.result["tokens"]
 
 

@@ -47,6 +47,19 @@ def test_same_seed_gives_identical_losses_and_other_seed_does_not():
     assert a.final_loss < math.log(256)  # it learned something
 
 
+def test_result_records_the_cpu_it_ran_on():
+    """A re-run may demand bitwise equality only on the same CPU and thread count."""
+    from scalingkit.provenance import cpu_identity, same_cpu
+
+    record = train(config(tokens=2 * 8 * 32), progress=False).to_dict()
+    assert {k: record[k] for k in cpu_identity()} == cpu_identity()
+    assert record["cpu"] and record["torch_cpu_capability"]
+    assert same_cpu(record, record["torch_threads"])
+    assert not same_cpu(record, record["torch_threads"] + 1)
+    assert not same_cpu({**record, "cpu_flags": ["sse4_2"]})
+    assert not same_cpu({k: v for k, v in record.items() if k != "cpu"})  # an older record
+
+
 class Interrupt(Exception):
     pass
 
@@ -108,7 +121,7 @@ def test_result_record_is_complete_and_consistent():
     assert r.final_bits_per_byte == pytest.approx(r.final_loss / math.log(2))
     assert [p["step"] for p in r.curve] == [4, 8, 12]
     assert r.curve[-1]["loss"] == r.final_loss
-    assert 0 < r.mfu < 1.5 and r.tokens_per_s > 0 and r.wall_time_s > 0
+    assert 0 < r.mfu <= 1 and r.tokens_per_s > 0 and r.wall_time_s > 0
     assert r.torch_threads == torch.get_num_threads() >= 1
     assert r.epochs == pytest.approx(r.tokens / 4_848_042, rel=0.05)
     assert TrainResult.from_dict(json.loads(json.dumps(d))) == r
@@ -262,7 +275,7 @@ def test_cli_trains_and_reports(tmp_path, capsys):
     [
         (["--params", "1e5", "--d-model", "32", "--tokens", "100"], "either --params"),
         (["--d-model", "32", "--tokens", "100"], "both --d-model and --n-layer"),
-        (["--d-model", "32", "--n-layer", "1", "--tokens", "100", "--device", "tpu"], "device"),
+        (["--d-model", "32", "--n-layer", "1", "--tokens", "4096", "--device", "tpu"], "device"),
     ],
 )
 def test_cli_reports_bad_input_as_errors(argv, match, capsys):

@@ -11,6 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
+from scalingkit.commands._output import check_output
+from scalingkit.fit._base import plain_json
 from scalingkit.provenance import provenance
 
 HELP = ("sweep a Markov source of known entropy rate H, fit Approach 3, "
@@ -67,6 +69,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.order < 0:
         raise ValueError(f"--order must be >= 0, got {args.order}")
+    if args.export is not None:  # refuse a bad destination before any training
+        from scalingkit.store import RunStore
+
+        RunStore(args.out).check_export(args.export)
+    if args.output is not None:  # before any training or fitting
+        check_output(args.output, reads=[args.out], make_parents=True)
     corpus = f"markov:{args.order}"
     spec = SweepSpec(
         budgets=tuple(args.budgets), sizes_per_budget=args.sizes_per_budget, span=args.span,
@@ -116,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
           f"relative error {result['relative_error']:.3%} ({result['n_runs']} runs)")
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=1) + "\n")
+        args.output.write_text(json.dumps(plain_json(result), indent=1, allow_nan=False) + "\n")
         print(f"wrote {args.output}")
     return 0
 

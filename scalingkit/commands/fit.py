@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import warnings
 from pathlib import Path
 
-import numpy as np
-
-from scalingkit.fit import EnvelopeFit, IsoFLOPFit, ParametricFit
+from scalingkit.commands._output import check_output
+from scalingkit.fit import EnvelopeFit, IsoFLOPFit, ParametricFit, ScalingFitWarning
+from scalingkit.fit._base import plain_json
 from scalingkit.fit.data import drop_highest_loss, load_curves, load_points
 from scalingkit.provenance import provenance
 
@@ -28,6 +30,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="initial-value grid for approach 3 (default: the 4500-start grid)")
     p.add_argument("--huber-delta", type=float, default=1e-3,
                    help="Huber threshold on log-loss residuals (default 1e-3)")
+    p.add_argument("--rule", choices=["local", "all"], default="local",
+                   help="approach 2: each budget's optimum from a parabola through the 5 "
+                        "sizes nearest its lowest loss, budgets not bracketed left out "
+                        "(local, default), or through every run, extrapolated vertices kept "
+                        "(all)")
     p.add_argument("--drop-highest", type=int, default=0, metavar="K",
                    help="drop the K runs with the highest loss first (Besiroglu et al.: 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -57,36 +64,70 @@ def _result(args: argparse.Namespace, frame) -> dict:
             kwargs["flops"] = frame["flops"].to_numpy(float)
         if "budget" in frame:
             kwargs["budget"] = frame["budget"].to_numpy()
-        est = IsoFLOPFit(n_bootstrap=args.bootstrap, random_state=args.seed)
+        est = IsoFLOPFit(rule=args.rule, n_bootstrap=args.bootstrap, random_state=args.seed)
         est.fit(cols["params"], cols["tokens"], cols["loss"], **kwargs)
         out = dict(est.coef_)
+        # budgets/n_opt: the budgets in the exponent fit; budget_table: every budget
         extra = {"budgets": est.budgets_.tolist(), "n_opt": est.n_opt_.tolist(),
-                 "a_stderr": est.a_stderr_}
+                 "a_stderr": est.a_stderr_, "rule": est.rule,
+                 "budgets_used": est.budgets_used_.tolist(),
+                 "budgets_dropped": [{"budget": c, "reason": why}
+                                     for c, why in est.budgets_dropped_.items()],
+                 "budget_table": est.budget_records()}
     out["ci"] = est.ci_
     out.update(extra, success=est.success_, message=est.message_, n_points=est.n_points_,
                approach=args.approach, estimator=est.to_dict())
     return out
 
 
+def _numeric(frame, source: str):
+    """Return ``frame`` once its params, tokens and loss are numbers; else name the column."""
+    import pandas as pd
+
+    for col in ("params", "tokens", "loss"):
+        values = pd.to_numeric(frame[col], errors="coerce")
+        bad = values.isna() & frame[col].notna()
+        if bad.any():
+            raise ValueError(f"{source}: column {col} holds a non-number "
+                             f"({frame[col][bad].iloc[0]!r})")
+    return frame
+
+
+def _outputs(args: argparse.Namespace) -> tuple[Path, Path] | None:
+    """The result file and its ``.meta.json``, checked before any fitting."""
+    if args.output is None:
+        return None
+    out = check_output(args.output, reads=[args.source])
+    meta = check_output(out.with_name(out.stem + ".meta.json"), reads=[args.source],
+                        option="--output's provenance file")
+    return out, meta
+
+
 def run(args: argparse.Namespace) -> int:
+    outputs = _outputs(args)
     if args.approach == 1:
         if args.drop_highest:
             raise ValueError("--drop-highest applies to final losses, not to approach 1")
         frame = load_curves(args.source)
     else:
-        frame = load_points(args.source)
+        frame = _numeric(load_points(args.source), args.source)
     if args.drop_highest:
         frame = drop_highest_loss(frame, args.drop_highest)
-    out = _result(args, frame)
-    text = json.dumps(out, default=lambda v: v.item() if isinstance(v, np.generic) else str(v))
-    if args.output is not None:
-        args.output.write_text(text + "\n")
+    with warnings.catch_warnings():  # reported below as the reason the fit failed
+        warnings.filterwarnings("ignore", "the fitted law is degenerate", ScalingFitWarning)
+        out = _result(args, frame)
+    # Strict JSON: a value that is not finite (an undefined allocation) is null.
+    text = json.dumps(plain_json(out), allow_nan=False, default=str)
+    if outputs is not None:
+        outputs[0].write_text(text + "\n")
         meta = {**provenance(), "source": str(args.source)}
-        args.output.with_name(args.output.stem + ".meta.json").write_text(
-            json.dumps(meta, indent=2) + "\n")
+        outputs[1].write_text(json.dumps(meta, indent=2) + "\n")
     if args.json:
         print(text)
     else:
         cls = {1: EnvelopeFit, 2: IsoFLOPFit, 3: ParametricFit}[args.approach]
         print(cls.from_json(json.dumps(out["estimator"])).summary())
+    if not out["success"]:
+        print(f"error: the fit did not succeed: {out['message']}", file=sys.stderr)
+        return 1
     return 0

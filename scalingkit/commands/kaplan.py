@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from scalingkit.fit._base import plain_json
 from scalingkit.provenance import provenance
 
 HELP = "Kaplan et al. (2020) experiments: run L(N), L(D), grid and shape runs; fit the laws"
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     out["provenance"] = {"runs": manifest.get("invocations", []), "fit": provenance(),
                          "source": str(args.source)}
     if args.json:
-        print(json.dumps(out, indent=1))
+        print(json.dumps(plain_json(out), indent=1, allow_nan=False))
     else:
         for key in ("alpha_N", "N_c", "alpha_D", "D_c", "overfit_exponent"):
             entry = out[key]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from scalingkit import book
 
@@ -16,6 +17,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    source = book.find_book_root(args.book_root) / "book"
+    out = Path(args.out).resolve()
+    if out == source.resolve() or source.resolve() in out.parents:
+        raise ValueError(f"--out {args.out} lies inside the chapters' folder {source}, which "
+                         "this command reads (and whose data/ it copies); write elsewhere")
     paths = book.export_notebooks(args.out, args.book_root)
     for path in paths:
         print(path)

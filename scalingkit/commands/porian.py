@@ -14,6 +14,8 @@ import argparse
 import shlex
 import sys
 
+from scalingkit.commands._output import check_output as _check_output
+
 HELP = "Porian et al. ladder: plan, run and fit the Kaplan-to-Chinchilla steps"
 
 
@@ -68,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         print(plan.to_frame().to_string(index=False, float_format=lambda x: f"{x:.4g}"))
         return 0
     if args.action == "throughput":
+        if args.output:  # before the timing, not after it
+            _check_output(args.output, make_parents=True)
         plan = porian.plan_step(args.step)
         table = porian.measure_throughput(plan, n_steps=args.steps)
         estimate = porian.estimate_seconds(plan, table)
@@ -85,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         from scalingkit.sweep import run_sweep
 
         RunStore(args.out).ensure_writable()
+        if args.export:  # refuse a bad destination before any training
+            RunStore(args.out).check_export(args.export)
         plan = porian.plan_step(args.step)
         store = RunStore(args.out)
         for r in plan.runs:  # plan metadata names the step and its FLOP count
@@ -98,17 +104,57 @@ def run(args: argparse.Namespace) -> int:
         if args.export:
             print(f"exported {store.export(args.export)} run records to {args.export}")
         return 0 if counts["failed"] == 0 else 1
-    frames = {}
-    for item in args.stores:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise ValueError(f"expected NAME=DIR, got {item!r}")
-        frames[name] = porian.step_frame(path)
+    stores = _named_stores(args.stores)
+    if args.output:
+        _check_output(args.output, reads=stores.values(), make_parents=True)
+    frames = {name: porian.step_frame(path) for name, path in stores.items()}
     table = porian.exponent_table(frames, methods=args.method, n_bootstrap=args.bootstrap)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     if args.output:
         _write_json(args.output, {"table": table.to_dict(orient="records")})
     return 0
+
+
+def _named_stores(items: list[str]) -> dict[str, str]:
+    """Parse ``NAME=DIR`` arguments; each DIR must hold the runs of step NAME.
+
+    Raises
+    ------
+    ValueError
+        For a malformed item, an unknown or repeated step name, or a store
+        whose runs were planned for another step (or for no step at all).
+    """
+    from scalingkit.porian import STEPS
+
+    names = [s.name for s in STEPS]
+    stores: dict[str, str] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"expected NAME=DIR, got {item!r}")
+        if name not in names:
+            raise ValueError(f"{item!r}: unknown step {name!r}; the steps are {', '.join(names)}")
+        if name in stores:
+            raise ValueError(f"step {name!r} is given twice ({stores[name]} and {path})")
+        found = _store_steps(path)
+        if found != {name}:
+            held = ", ".join(sorted(str(f or "(none)") for f in found)) if found else "(no runs)"
+            raise ValueError(f"{path} holds runs of step(s) {held}, not {name!r}; give "
+                             f"each step the store that `porian run {name}` wrote")
+        stores[name] = path
+    return stores
+
+
+def _store_steps(path: str) -> set:
+    """The ``step`` recorded in the plan of each run in the store at ``path``
+    (``None`` for a run planned outside ``porian run``)."""
+    from pathlib import Path
+
+    from scalingkit.store import RunStore
+
+    if not (Path(path) / "store.json").exists():
+        raise ValueError(f"{path} is not a run store (no store.json)")
+    return {(r.plan or {}).get("step") for r in RunStore(path).records()}
 
 
 def _write_json(path: str, data: dict) -> None:

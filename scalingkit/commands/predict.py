@@ -11,6 +11,8 @@ import argparse
 import shlex
 import sys
 
+from scalingkit.commands._output import check_output
+
 HELP = "predict the compute-optimal loss at >= 4x the sweep's largest budget, then check it"
 
 
@@ -35,6 +37,37 @@ def _command() -> str:
     return "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
+#: Keys ``predict outcome`` needs from a file that ``predict make`` wrote.
+PREDICTION_KEYS = ("config", "predicted_at", "predicted_loss", "predicted_loss_envelope")
+
+
+def _prediction(path: str) -> dict:
+    """Read a prediction file and check it holds what ``outcome`` needs, before training.
+
+    Raises
+    ------
+    ValueError
+        No file, not JSON, not an object, a missing key, or a config the
+        trainer does not accept.
+    """
+    from scalingkit import predict
+    from scalingkit.train import TrainConfig
+
+    record = predict.load_prediction(path)
+    if not isinstance(record, dict):
+        raise ValueError(f"{path} holds a JSON {type(record).__name__}, not a prediction "
+                         "written by 'python -m scalingkit predict make'")
+    missing = [k for k in PREDICTION_KEYS if k not in record]
+    if missing:
+        raise ValueError(f"{path} is not a prediction: it lacks {', '.join(map(repr, missing))} "
+                         "(write one with 'python -m scalingkit predict make')")
+    try:
+        TrainConfig.from_dict(record["config"])
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{path}: its 'config' is not a training config: {exc}") from None
+    return record
+
+
 def run(args: argparse.Namespace) -> int:
     """Dispatch on the action."""
     from pathlib import Path
@@ -47,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
         if Path(args.out).exists():
             raise ValueError(f"{args.out} already holds a prediction; a prediction is made once")
+        check_output(args.out, reads=[args.sweep], option="--out", make_parents=True)
         frame = load_points(args.sweep)
         records = [r for r in RunStore(args.sweep).records() if r.status == "done"]
         recipe = max(records, key=lambda r: r.plan.get("budget", 0)).config
@@ -59,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
               f"L = {rec['predicted_loss']:.4f} nats/token (Approach 3), "
               f"{rec['predicted_loss_envelope']:.4f} (L(C) envelope)")
         return 0
-    record = predict.load_prediction(args.prediction)
+    record = _prediction(args.prediction)
     if record.get("actual_loss") is not None:
         raise ValueError(f"{args.prediction} already records an outcome")
     overrides = {k: v for k, v in (("device", args.device), ("dtype", args.dtype)) if v}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from scalingkit.models import GPTConfig, shape_for_params
 from scalingkit.train import SCHEDULES, TrainConfig, tokens_for_flop_budget, train
@@ -24,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     budget.add_argument("--tokens", type=float, help="token budget D")
     budget.add_argument("--flops", type=float, help="FLOP budget C (exact count)")
     p.add_argument("--corpus", default="shakespeare",
-                   help="shakespeare, stdlib, markov:<k>[:<source>] or a path")
+                   help="shakespeare, gutenberg_en, stdlib, markov:<k>[:<source>] or a path")
     p.add_argument("--tokenizer", default="byte", help="byte or bpe:<vocab size>")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
@@ -55,6 +56,25 @@ def _model(args: argparse.Namespace) -> GPTConfig:
                      n_ctx=args.n_ctx, vocab_size=args.vocab_size)
 
 
+def _check_whole_steps(config: TrainConfig, option: str) -> None:
+    """Refuse a budget below one optimiser step; say so when it is rounded to whole steps.
+
+    The trainer runs ``round(tokens / (batch_size * n_ctx))`` whole steps (at
+    least one), so a smaller budget would silently train a whole batch.
+    """
+    per_step = config.tokens_per_step
+    if config.tokens < per_step:
+        raise ValueError(
+            f"{option} gives {config.tokens:,} training tokens, less than one optimiser step "
+            f"of batch_size * n_ctx = {config.batch_size} * {config.model.n_ctx} = "
+            f"{per_step:,} tokens; raise it or lower --batch-size"
+        )
+    trained = config.steps * per_step
+    if trained != config.tokens:
+        print(f"note: {option} gives {config.tokens:,} tokens; training {config.steps:,} whole "
+              f"steps of {per_step:,} = {trained:,} tokens", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     model = _model(args)
     if args.tokens is not None:
@@ -70,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         eval_every=args.eval_every, seed=args.seed, device=args.device, dtype=args.dtype,
         compile=args.compile, checkpoint_every=args.checkpoint_every,
     )
+    _check_whole_steps(config, "--tokens" if args.tokens is not None else "--flops")
     result = train(config, run_dir=args.run_dir, progress=not args.quiet)
     if args.json:
         print(json.dumps(result.to_dict(), indent=1))

@@ -5,7 +5,8 @@ Modules
 tokenizer
     Byte-level and BPE tokenizers, bytes per token.
 corpora
-    Corpus specs (Shakespeare, Python stdlib, local files) as streams of documents.
+    Corpus specs as streams of documents: the shipped Shakespeare and English-books
+    (``gutenberg_en``) archives, checked by sha256; the Python stdlib; local files.
 markov
     A smoothed byte Markov chain with an exactly known entropy rate.
 dataset

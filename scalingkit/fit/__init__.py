@@ -7,6 +7,7 @@ Estimators (scikit-learn habit: keyword-only settings, ``fit`` returns
 =====================  ====================================================
 :class:`ParametricFit`  Approach 3, ``L(N, D) = E + A/N^alpha + B/D^beta``
 :class:`IsoFLOPFit`     Approach 2, IsoFLOP parabolas then ``N_opt = k C^a``
+                        (per-budget rule: :func:`isoflop_optima`)
 :class:`EnvelopeFit`    Approach 1, lower envelope of training curves
 :class:`KaplanNFit`     ``L(N) = (N_c/N)^alpha_N``
 :class:`KaplanDFit`     ``L(D) = (D_c/D)^alpha_D``
@@ -19,7 +20,7 @@ Units: N in parameters, D in tokens, C in FLOP, L in nats/token.
 
 from scalingkit.fit._validation import NotFittedError, ScalingFitWarning
 from scalingkit.fit.envelope import EnvelopeFit
-from scalingkit.fit.isoflop import IsoFLOPFit, fit_isoflop, group_budgets
+from scalingkit.fit.isoflop import IsoFLOPFit, fit_isoflop, group_budgets, isoflop_optima
 from scalingkit.fit.kaplan import ComputeFit, KaplanDFit, KaplanNDFit, KaplanNFit
 from scalingkit.fit.optim import batched_lbfgs, huber
 from scalingkit.fit.parametric import (
@@ -40,5 +41,5 @@ __all__ = [
     "KaplanNFit", "NotFittedError", "ParametricFit", "ScalingFitWarning",
     "allocation_exponents", "batched_lbfgs",
     "fit_isoflop", "fit_parametric", "group_budgets", "huber", "huber_objective",
-    "initial_grid",
+    "initial_grid", "isoflop_optima",
 ]

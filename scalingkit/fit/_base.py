@@ -21,16 +21,31 @@ import numpy as np
 from scalingkit.fit._validation import NotFittedError, ScalingFitWarning, check_bootstrap
 
 
-def _jsonable(value: object) -> object:
+def plain_json(value: object, non_finite: str = "null") -> object:
+    """Copy ``value`` as plain Python types that strict JSON can hold.
+
+    numpy arrays and scalars become lists and numbers. JSON has no NaN or
+    infinity: a non-finite float becomes ``None`` (``non_finite="null"``, for
+    results: "no value") or the string ``"inf"``, ``"-inf"``, ``"nan"``
+    (``non_finite="string"``, for settings such as ``huber_delta=inf``, which
+    ``float()`` reads back).
+    """
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        return [plain_json(v, non_finite) for v in value.tolist()]
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None if non_finite == "null" else str(value)
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): plain_json(v, non_finite) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [plain_json(v, non_finite) for v in value]
     return value
+
+
+def _float_setting(value: object) -> object:
+    """Read back a setting written by ``plain_json(..., "string")``."""
+    return float(value) if value in ("inf", "-inf", "nan") else value
 
 
 class BaseFit:
@@ -106,7 +121,7 @@ class BaseFit:
         if len(samples) < 2:
             warnings.warn(
                 f"bootstrap intervals cannot be estimated: {n_failed} of {n_boot} "
-                "resamples failed to fit",
+                f"resamples failed to fit, leaving {len(samples)} (at least 2 are needed)",
                 ScalingFitWarning,
                 stacklevel=3,
             )
@@ -147,18 +162,22 @@ class BaseFit:
     def to_dict(self) -> dict[str, object]:
         """Settings, coefficients, intervals and fit diagnostics as plain types."""
         self._check_fitted()
-        extra = {a[:-1]: _jsonable(getattr(self, a, None)) for a in self._extra_attrs}
+        extra = {a[:-1]: plain_json(getattr(self, a, None)) for a in self._extra_attrs}
         return {
             "estimator": type(self).__name__,
-            "params": _jsonable(self.get_params()),
-            "coef": dict(self.coef_),
-            "ci": _jsonable(getattr(self, "ci_", None)),
+            "params": plain_json(self.get_params(), non_finite="string"),
+            "coef": plain_json(self.coef_),
+            "ci": plain_json(getattr(self, "ci_", None)),
             **extra,
         }
 
     def to_json(self, **kwargs: object) -> str:
-        """Serialise the fitted estimator (see :meth:`from_json`)."""
-        return json.dumps(self.to_dict(), **kwargs)
+        """Serialise the fitted estimator as strict JSON (see :meth:`from_json`).
+
+        A coefficient that is not finite (an undefined allocation) is written
+        as ``null``; an infinite setting (``huber_delta=inf``) as ``"inf"``.
+        """
+        return json.dumps(self.to_dict(), allow_nan=False, **kwargs)
 
     @classmethod
     def from_json(cls, text: str) -> BaseFit:
@@ -170,9 +189,9 @@ class BaseFit:
         if not isinstance(data, dict) or data.get("estimator") != cls.__name__:
             found = data.get("estimator") if isinstance(data, dict) else type(data).__name__
             raise ValueError(f"JSON holds a {found!r}, not a {cls.__name__}")
-        params = dict(data.get("params", {}))
+        params = {k: _float_setting(v) for k, v in dict(data.get("params", {})).items()}
         obj = cls(**params)
-        obj._set_coef(data["coef"])
+        obj._set_coef({k: np.nan if v is None else v for k, v in data["coef"].items()})
         obj.ci_ = data.get("ci")
         for attr in cls._extra_attrs:
             value = data.get(attr[:-1])

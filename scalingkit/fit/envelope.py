@@ -11,7 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from scalingkit.fit._base import BaseFit
-from scalingkit.fit._validation import as_positive_1d, check_bootstrap, check_data
+from scalingkit.fit._validation import (
+    align_columns,
+    as_positive_1d,
+    check_bootstrap,
+    check_data,
+)
 
 
 class EnvelopeFit(BaseFit):
@@ -141,7 +146,11 @@ class EnvelopeFit(BaseFit):
             raise ValueError(f"n_grid must be at least 2, got {self.n_grid}")
         if int(self.min_runs) < 1:
             raise ValueError(f"min_runs must be at least 1, got {self.min_runs}")
-        data = check_data(2, params=params, tokens=tokens, loss=loss)
+        given = {k: v for k, v in dict(params=params, tokens=tokens, loss=loss, flops=flops,
+                                       run=run).items() if v is not None}
+        given = align_columns(**given)  # pandas Series: pair values by index label
+        flops, run = given.pop("flops", None), given.pop("run", None)
+        data = check_data(2, **given)
         m = data["loss"].size
         if flops is None:
             data["flops"] = 6 * data["params"] * data["tokens"]

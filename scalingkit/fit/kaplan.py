@@ -15,6 +15,7 @@ from a grid of starts with :func:`~scalingkit.fit.optim.batched_lbfgs`.
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -22,6 +23,7 @@ from scipy.optimize import minimize
 
 from scalingkit.fit._base import BaseFit
 from scalingkit.fit._validation import (
+    ScalingFitWarning,
     as_positive_1d,
     check_bootstrap,
     check_data,
@@ -77,6 +79,21 @@ def fit_log_model(
     return res.x[k], float(res.fun[k]), bool(res.success[k]), res.message[k]
 
 
+def warn_if_rising(name: str, exponent: float, column: str, stacklevel: int = 3) -> None:
+    """Warn (:class:`ScalingFitWarning`) when a fitted law has loss rising with ``column``.
+
+    ``exponent`` is the law's decay exponent (``alpha_N``, ``alpha_D``, ``-b``),
+    positive when loss falls as ``column`` grows.
+    """
+    if exponent < 0:
+        warnings.warn(
+            f"the fitted loss rises with {column} ({name} = {exponent:.4g} < 0); the data "
+            "do not follow a falling scaling law",
+            ScalingFitWarning,
+            stacklevel=stacklevel,
+        )
+
+
 class _PowerLaw1D(BaseFit):
     """``L(x) = (x_c / x)^alpha``: a straight line in log-log space."""
 
@@ -102,6 +119,7 @@ class _PowerLaw1D(BaseFit):
         data = check_data(2, **{self._column: x, "loss": loss})
         check_distinct(self._column, data[self._column])
         self._set_coef(self._solve(data))
+        warn_if_rising(self._names[1], self.coef_[self._names[1]], self._column, 4)
         pred = self._predict(data[self._column])
         self.objective_ = float(0.5 * np.sum((np.log(pred) - np.log(data["loss"])) ** 2))
         self.success_ = True
@@ -321,6 +339,7 @@ class ComputeFit(BaseFit):
         data = check_data(3, flops=flops, loss=loss)
         check_distinct("flops", data["flops"], minimum=3)
         self._set_coef(self._solve(data))
+        warn_if_rising("-b", -self.b_, "flops")
         self.objective_, self.success_, self.message_ = self._last
         self.n_points_ = int(data["loss"].size)
         self._bootstrap(data)

@@ -15,6 +15,7 @@ with the analytic gradient, and the best few are polished by scipy's L-BFGS-B.
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 from scipy.optimize import minimize
@@ -22,6 +23,7 @@ from scipy.optimize import minimize
 from scalingkit.fit._base import BaseFit
 from scalingkit.fit._validation import (
     NotFittedError,
+    ScalingFitWarning,
     as_positive_1d,
     check_bootstrap,
     check_data,
@@ -180,7 +182,9 @@ def allocation_exponents(alpha: float, beta: float, A: float, B: float) -> dict[
             f"the allocation needs alpha > 0 and beta > 0, got alpha={alpha}, beta={beta}"
         )
     s = alpha + beta
-    return {"a": beta / s, "b": alpha / s, "G": (alpha * A / (beta * B)) ** (1.0 / s)}
+    log_g = (np.log(alpha * A) - np.log(beta * B)) / s  # in logs: G can over- or underflow
+    with np.errstate(over="ignore", under="ignore"):
+        return {"a": beta / s, "b": alpha / s, "G": float(np.exp(log_g))}
 
 
 class ParametricFit(BaseFit):
@@ -281,6 +285,7 @@ class ParametricFit(BaseFit):
         data = check_data(5, params=params, tokens=tokens, loss=loss)
         check_distinct("params", data["params"])
         check_distinct("tokens", data["tokens"])
+        check_tokens_not_a_power_of_params(data["params"], data["tokens"])
         return data
 
     def _objective(self, logs: tuple[np.ndarray, ...], weights: np.ndarray | None = None):
@@ -392,6 +397,11 @@ class ParametricFit(BaseFit):
         self._set_coef(_full_coef(theta))
         self.theta_ = np.asarray(theta, dtype=float)
         self.objective_ = float(f)
+        problem = degenerate_law(self.coef_)
+        if problem:
+            warnings.warn(f"the fitted law is degenerate: {problem}", ScalingFitWarning,
+                          stacklevel=2)
+            ok, msg = False, f"degenerate law: {problem} (solver: {msg})"
         self.success_ = bool(ok)
         self.message_ = msg
         self.n_points_ = int(data["loss"].size)
@@ -483,6 +493,57 @@ class ParametricFit(BaseFit):
         obj.n_converged_ = None
         obj.ci_ = None
         return obj
+
+
+def check_tokens_not_a_power_of_params(
+    params: np.ndarray, tokens: np.ndarray, tol: float = 1e-3
+) -> None:
+    """Refuse runs whose tokens grow as a fixed power of their size, ``D = c N^k``, ``k > 0``.
+
+    On such runs ``A/N^alpha + B/D^beta`` is a sum of two falling powers of
+    ``N`` alone, and swapping the two terms fits exactly as well: the data
+    cannot tell which exponent belongs to ``N`` and which to ``D``, so
+    ``alpha``, ``beta`` and the allocation are not identified. (Tokens that
+    fall with size, as within one compute budget, leave the terms distinguishable.)
+
+    Parameters
+    ----------
+    params, tokens : numpy.ndarray
+        Sizes N (parameters) and tokens D, validated and positive.
+    tol : float, default=1e-3
+        Largest deviation of ``log D`` from the straight line in ``log N``
+        (natural log: 1e-3 is 0.1% in D) that still counts as on the line.
+
+    Raises
+    ------
+    ValueError
+        If every ``log D`` lies within ``tol`` of ``k log N + c`` with ``k > 0``.
+    """
+    log_n, log_d = np.log(params), np.log(tokens)
+    k, c = np.polyfit(log_n, log_d, 1)
+    if k > 0 and np.max(np.abs(log_d - (k * log_n + c))) <= tol:
+        raise ValueError(
+            f"tokens are a fixed power of params (D = {np.exp(c):.4g} N^{k:.4g} at every "
+            "point): Approach 3 cannot tell A/N^alpha from B/D^beta on such runs; add "
+            "runs that vary D at a fixed N (for example a second compute budget)"
+        )
+
+
+def degenerate_law(coef: dict[str, float]) -> str:
+    """Why a fitted ``E + A/N^alpha + B/D^beta`` is no usable scaling law ('' if it is).
+
+    Degenerate: loss that does not fall with ``N`` or ``D`` (``alpha <= 0`` or
+    ``beta <= 0``, for which the allocation is undefined), or a non-finite
+    coefficient (an allocation ``G`` at 0 or infinity, when an exponent or a
+    coefficient collapsed to zero).
+    """
+    if not (coef["alpha"] > 0 and coef["beta"] > 0):
+        return (f"alpha = {coef['alpha']:.4g}, beta = {coef['beta']:.4g}: loss must fall with "
+                "both N and D for the compute-optimal allocation to exist")
+    if all(np.isfinite(v) and v > 0 for v in coef.values()):
+        return ""
+    shown = ", ".join(f"{k} = {v:.4g}" for k, v in coef.items())
+    return f"{shown}: a coefficient collapsed to 0 or infinity"
 
 
 def _full_coef(theta: np.ndarray) -> dict[str, float]:

@@ -1,0 +1,219 @@
+"""How far each re-derivation of a committed result moves across CPU instruction paths.
+
+Tests and chapters re-derive committed numbers (``book/data``) on whatever CPU runs
+them. The same code gives slightly different floats on AVX-512, AVX2 and plain SSE
+(other SIMD kernels in numpy, OpenBLAS and torch, other summation orders), and a
+training run amplifies such differences step by step. This script measures the
+spread: it runs every re-derivation in a child process under several instruction
+paths of this machine,
+
+``native``   whatever numpy, OpenBLAS and torch pick on this CPU;
+``avx2``     ``ATEN_CPU_CAPABILITY=avx2``, numpy without its AVX-512 dispatch,
+             ``OPENBLAS_CORETYPE=Haswell``;
+``sse``      ``ATEN_CPU_CAPABILITY=default``, numpy without AVX2/AVX-512 dispatch,
+             ``OPENBLAS_CORETYPE=Sandybridge``;
+
+and prints, per quantity, the largest deviation from the committed value (made on
+another machine: its CPU is in the committed provenance) and from the other paths. The
+tolerances in :mod:`scalingkit.tolerances` are set from this output.
+
+Usage::
+
+    python benchmarks/cross_cpu.py                  # everything (about 10 min on 2 cores)
+    python benchmarks/cross_cpu.py --skip-training  # fits only (about 1 min)
+    python benchmarks/cross_cpu.py --output spread.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "book" / "data"
+
+NO_AVX512 = "X86_V4 AVX512_ICL AVX512_SPR"
+PATHS: dict[str, dict[str, str]] = {
+    "native": {},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "NPY_DISABLE_CPU_FEATURES": NO_AVX512,
+             "OPENBLAS_CORETYPE": "Haswell"},
+    "sse": {"ATEN_CPU_CAPABILITY": "default", "NPY_DISABLE_CPU_FEATURES": "X86_V3 " + NO_AVX512,
+            "OPENBLAS_CORETYPE": "Sandybridge"},
+}
+#: Committed stores whose smallest run a test re-trains.
+STORES = ("sweep_quick", "sweep_reference", "porian/kaplan", "porian/head",
+          "porian/warmup", "porian/decay", "porian/tuned")
+
+
+# ------------------------------------------------------------------ child side
+def _kaplan() -> dict[str, tuple[float, float]]:
+    import numpy as np
+
+    from scalingkit import kaplan
+    from scalingkit.fit import KaplanNDFit
+
+    laws = json.loads((DATA / "kaplan_laws.json").read_text())
+    frame = kaplan.kaplan_frame(DATA / "kaplan_runs")
+    again = kaplan.fit_kaplan_laws(frame, n_bootstrap=0)
+    out = {f"kaplan/{k}": (again[k]["value"], laws[k]["value"])
+           for k in ("alpha_N", "N_c", "alpha_D", "D_c", "overfit_exponent")}
+    for k, v in again["L(N, D)"]["coef"].items():
+        out[f"kaplan/L(N, D)/{k}"] = (v, laws["L(N, D)"]["coef"][k])
+    # identified quantities of the joint fit: its objective and its predictions
+    joint = frame["experiment"].isin(["L(D)", "grid"]) | frame.index.isin(
+        kaplan.ample_data_runs(frame).index)
+    grid = frame[joint].drop_duplicates("id")
+    fit = KaplanNDFit().fit(grid["params"], grid["D"], grid["best_loss"])
+    committed = KaplanNDFit.from_json(json.dumps(laws["L(N, D)"]))
+    pred, pred_c = fit.predict(grid["params"], grid["D"]), committed.predict(
+        grid["params"], grid["D"])
+    # largest relative gap between the live and the committed law over the fitted points
+    out["kaplan/L(N, D)/prediction_max_rel"] = (float(np.max(np.abs(pred / pred_c - 1))), 0.0)
+    out["kaplan/L(N, D)/objective"] = (fit.objective_, laws["L(N, D)"]["objective"])
+    return out
+
+
+def _chinchilla() -> dict[str, tuple[float, float]]:
+    import pandas as pd
+
+    from scalingkit.fit import ParametricFit
+    from scalingkit.fit.data import drop_highest_loss
+
+    committed = json.loads((DATA / "chinchilla_fit_240.json").read_text())
+    pts = drop_highest_loss(pd.read_csv(DATA / "chinchilla_fig4_points.csv"), 5)
+    fit = ParametricFit(grid="small").fit(pts["params"], pts["tokens"], pts["loss"])
+    out = {f"chinchilla/{k}": (fit.coef_[k], committed[k])
+           for k in ("E", "A", "B", "alpha", "beta")}
+    out["chinchilla/objective"] = (fit.objective_, committed["objective"])
+    return out
+
+
+def _porian() -> dict[str, tuple[float, float]]:
+    import pandas as pd
+
+    from scalingkit import porian
+
+    data = json.loads((DATA / "porian" / "exponents.json").read_text())
+    committed = pd.DataFrame(data["table"])
+    frames = {s.name: porian.step_frame(DATA / "porian" / s.name) for s in porian.STEPS}
+    live = porian.exponent_table(frames, methods=porian.METHODS, n_bootstrap=0)
+    both = live.merge(committed, on=["step", "method", "convention"], suffixes=("", "_json"))
+    return {f"porian/{r.step}/{r.method}/{r.convention}/a": (r.a, r.a_json)
+            for r in both.itertuples()}
+
+
+def _prediction() -> dict[str, tuple[float, float]]:
+    from scalingkit.fit.data import load_points
+    from scalingkit.predict import make_prediction
+    from scalingkit.store import RunStore
+
+    rec = json.loads((DATA / "prediction.json").read_text())
+    sweep = DATA / "sweep_reference"
+    recipe = max(RunStore(sweep).records(), key=lambda r: r.plan["budget"]).config
+    again = make_prediction(load_points(sweep), recipe)
+    return {f"prediction/{k}": (again[k], rec[k])
+            for k in ("params", "tokens", "predicted_loss", "predicted_loss_envelope")}
+
+
+def _retrain(name: str) -> dict[str, tuple[float, float]]:
+    import torch
+
+    from scalingkit.executors import train_from_dict
+    from scalingkit.store import RunStore
+
+    store = RunStore(DATA / name)
+    smallest = min(store.records(), key=lambda r: r.result["flops_exact"])
+    threads = smallest.result.get("torch_threads") or 1
+    torch.set_num_threads(threads)
+    again = train_from_dict(smallest.config)
+    return {f"retrain/{name}/final_loss": (again["final_loss"],
+                                           smallest.result["final_loss"])}
+
+
+def child(parts: list[str]) -> None:
+    """Compute every requested re-derivation; print ``{name: [live, committed]}``."""
+    jobs = {"kaplan": _kaplan, "chinchilla": _chinchilla, "porian": _porian,
+            "prediction": _prediction}
+    out: dict[str, tuple[float, float]] = {}
+    for part in parts:
+        if part.startswith("retrain:"):
+            out.update(_retrain(part.split(":", 1)[1]))
+        else:
+            out.update(jobs[part]())
+    print(json.dumps({k: [float(a), float(b)] for k, a, b in
+                      ((k, *v) for k, v in out.items())}))
+
+
+# ----------------------------------------------------------------- parent side
+def measure(parts: list[str]) -> dict[str, dict[str, float]]:
+    """Run the re-derivations under every path; per quantity, values and spreads."""
+    values: dict[str, dict[str, float]] = {}
+    for path, env in PATHS.items():
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", *parts], capture_output=True, text=True,
+            env={**os.environ, **env}, cwd=ROOT, check=False)
+        if proc.returncode:
+            sys.exit(f"path {path} failed:\n{proc.stderr[-3000:]}")
+        for name, (live, committed) in json.loads(proc.stdout.splitlines()[-1]).items():
+            values.setdefault(name, {"committed": committed})[path] = live
+    return values
+
+
+def _rel(a: float, b: float) -> float:
+    if a == b:
+        return 0.0
+    return abs(a - b) / max(abs(b), 1e-300)
+
+
+def summarise(values: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Largest absolute and relative deviation, from the committed value and across paths."""
+    rows = {}
+    for name, v in values.items():
+        live = [v[p] for p in PATHS if p in v and math.isfinite(v[p])]
+        c = v["committed"]
+        if not live or not math.isfinite(c):
+            rows[name] = {**v, "note": "not finite"}
+            continue
+        rows[name] = {
+            **v,
+            "abs_vs_committed": max(abs(x - c) for x in live),
+            "rel_vs_committed": max(_rel(x, c) for x in live),
+            "rel_across_paths": max(_rel(x, y) for x in live for y in live),
+        }
+    return rows
+
+
+def main() -> None:
+    """Command line: measure and print the spread of every re-derived quantity."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
+    ap.add_argument("--skip-training", action="store_true",
+                    help="skip re-training the smallest run of each committed store")
+    ap.add_argument("--only", nargs="*", help="parts to run (kaplan, chinchilla, porian, "
+                    "prediction, retrain:<store>)")
+    ap.add_argument("--output", type=Path, help="also write the table as JSON here")
+    args = ap.parse_args()
+    if args.child is not None:
+        child(args.child)
+        return
+    parts = args.only or ["kaplan", "chinchilla", "porian", "prediction"] + (
+        [] if args.skip_training else [f"retrain:{s}" for s in STORES])
+    rows = summarise(measure(parts))
+    for name, r in rows.items():
+        if "note" in r:
+            print(f"{name:50s} {r['note']}")
+            continue
+        print(f"{name:50s} rel_vs_committed={r['rel_vs_committed']:.2e} "
+              f"abs_vs_committed={r['abs_vs_committed']:.2e} "
+              f"rel_across_paths={r['rel_across_paths']:.2e}")
+    if args.output:
+        args.output.write_text(json.dumps({"paths": PATHS, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Checks on the files a command will write, made before it does any work.
+
+A command that fits for a minute and then fails to write its result, or that
+writes over the data it read, loses the user's time or data. Commands call
+:func:`check_output` on every path they will write, with the paths they read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def check_output(
+    path: str | Path,
+    *,
+    reads: Iterable[str | Path] = (),
+    option: str = "--output",
+    make_parents: bool = False,
+) -> Path:
+    """Validate a file the command will write; return it as a :class:`~pathlib.Path`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to be written (it may exist: it is replaced).
+    reads : iterable of str or Path, default=()
+        Files and folders (run stores) the command reads. ``path`` may be none
+        of them and may not lie inside a folder among them.
+    option : str, default="--output"
+        The option's name, for the error message.
+    make_parents : bool, default=False
+        Whether the command creates missing parent folders itself; if not, the
+        parent folder must exist.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is a folder, its parent folder is missing (and not to be
+        made) or is a file, or ``path`` is, or lies inside, something it reads.
+    """
+    out = Path(path)
+    if out.is_dir():
+        raise ValueError(f"{option} {out} is a folder; give a file name")
+    target = out.resolve()
+    for source in reads:
+        src = Path(source)
+        resolved = src.resolve()
+        if target == resolved:
+            raise ValueError(f"{option} {out} is the input {src}; a command never writes "
+                             "over a file it reads")
+        if src.is_dir() and resolved in target.parents:
+            raise ValueError(f"{option} {out} lies inside the input folder {src}; write it "
+                             "elsewhere")
+    parent = out.parent
+    for folder in (parent, *parent.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ValueError(f"{option} {out}: {folder} is a file, not a folder")
+            break
+    if not make_parents and not parent.is_dir():
+        raise ValueError(f"{option} {out}: folder {parent} does not exist")
+    return out

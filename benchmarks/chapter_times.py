@@ -16,7 +16,7 @@ import nbformat
 from nbclient import NotebookClient
 
 from scalingkit import book
-from scalingkit.provenance import provenance
+from scalingkit.runs.provenance import provenance
 
 
 def main() -> None:

@@ -54,8 +54,8 @@ STORES = ("sweep_quick", "sweep_reference", "porian/kaplan", "porian/head",
 def _kaplan() -> dict[str, tuple[float, float]]:
     import numpy as np
 
-    from scalingkit import kaplan
     from scalingkit.fit import KaplanNDFit
+    from scalingkit.studies import kaplan2020 as kaplan
 
     laws = json.loads((DATA / "kaplan_laws.json").read_text())
     frame = kaplan.kaplan_frame(DATA / "kaplan_runs")
@@ -82,7 +82,7 @@ def _chinchilla() -> dict[str, tuple[float, float]]:
     import pandas as pd
 
     from scalingkit.fit import ParametricFit
-    from scalingkit.fit.data import drop_highest_loss
+    from scalingkit.fit.points import drop_highest_loss
 
     committed = json.loads((DATA / "chinchilla_fit_240.json").read_text())
     pts = drop_highest_loss(pd.read_csv(DATA / "chinchilla_fig4_points.csv"), 5)
@@ -96,7 +96,7 @@ def _chinchilla() -> dict[str, tuple[float, float]]:
 def _porian() -> dict[str, tuple[float, float]]:
     import pandas as pd
 
-    from scalingkit import porian
+    from scalingkit.studies import porian2024 as porian
 
     data = json.loads((DATA / "porian" / "exponents.json").read_text())
     committed = pd.DataFrame(data["table"])
@@ -108,9 +108,9 @@ def _porian() -> dict[str, tuple[float, float]]:
 
 
 def _prediction() -> dict[str, tuple[float, float]]:
-    from scalingkit.fit.data import load_points
-    from scalingkit.predict import make_prediction
-    from scalingkit.store import RunStore
+    from scalingkit.runs.frames import load_points
+    from scalingkit.runs.store import RunStore
+    from scalingkit.studies.forecasting import make_prediction
 
     rec = json.loads((DATA / "prediction.json").read_text())
     sweep = DATA / "sweep_reference"
@@ -123,8 +123,8 @@ def _prediction() -> dict[str, tuple[float, float]]:
 def _retrain(name: str) -> dict[str, tuple[float, float]]:
     import torch
 
-    from scalingkit.executors import train_from_dict
-    from scalingkit.store import RunStore
+    from scalingkit.runs.executors import train_from_dict
+    from scalingkit.runs.store import RunStore
 
     store = RunStore(DATA / name)
     smallest = min(store.records(), key=lambda r: r.result["flops_exact"])

@@ -23,8 +23,8 @@ import statistics
 import tempfile
 import time
 
-from scalingkit.executors import available_cores, plan_workers
-from scalingkit.sweep import plan_sweep, preset, provenance, run_sweep
+from scalingkit.runs.executors import available_cores, plan_workers
+from scalingkit.runs.sweep import plan_sweep, preset, provenance, run_sweep
 
 
 def timed_sweep(plan, executor: str, workers: int | None) -> float:

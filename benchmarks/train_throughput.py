@@ -3,18 +3,18 @@
 For each shape (d_model, n_layer) in (64, 4), (128, 4), (192, 6) with batch 32 x 128
 tokens and vocabulary 256, this runs
 
-* ``scalingkit.train.train`` itself (the real trainer: sampler, schedule, clipping,
+* ``scalingkit.core.train.train`` itself (the real trainer: sampler, schedule, clipping,
   AdamW, divergence checks), timed step to step through its callback, and
 * a minimal nanoGPT-style loop on the same model class: numpy batch sampling, gradient
   clipping and a ``loss.item()`` every step, with the very optimizer the trainer builds
-  (``scalingkit.train._optimizer``: fused AdamW, weight decay on matrices only), so
+  (``scalingkit.core.train._optimizer``: fused AdamW, weight decay on matrices only), so
   that the two differ only in what the trainer adds around the step,
 
 each for ``--steps`` optimizer steps (the rate is taken from the second step to the
 last, so one-off allocation costs are left out), ``--repeats`` times, interleaved
 (trainer then loop, then loop then trainer, ...) so that load from other processes
 hits both alike. It prints the best and the median tokens/s of each and MFU =
-achieved FLOP/s (exact count, :func:`scalingkit.flops.training_flops_per_token`) /
+achieved FLOP/s (exact count, :func:`scalingkit.core.flops.training_flops_per_token`) /
 the fp32 GEMM peak measured in this run (best of 10 products of two 1024 x 1024
 matrices, re-measured beside each shape; the best seen is used). The last line is
 ``mfu_d192=<median> mfu_d192_best=<best> trainer_over_plain_d192=<median ratio>``.
@@ -34,10 +34,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from scalingkit import flops
-from scalingkit.data import load_corpus
-from scalingkit.models import GPT, GPTConfig
-from scalingkit.train import TrainConfig, _optimizer, train
+from scalingkit.core import flops, hardware
+from scalingkit.core.data import load_corpus
+from scalingkit.core.models import GPT, GPTConfig
+from scalingkit.core.train import TrainConfig, train
+from scalingkit.core.train.loop import _optimizer
 
 SHAPES = [(64, 4), (128, 4), (192, 6)]
 BATCH, N_CTX, VOCAB = 32, 128, 256
@@ -73,7 +74,7 @@ def plain_loop_tokens_per_s(cfg: GPTConfig, tokens: np.ndarray, steps: int) -> f
 
 
 def trainer_tokens_per_s(cfg: GPTConfig, steps: int) -> float:
-    """Steady-state tokens/s of ``scalingkit.train.train`` itself.
+    """Steady-state tokens/s of ``scalingkit.core.train.train`` itself.
 
     The trainer's callback fires after every step (``log_every=1``); the rate is taken
     between the first and the last step, so the one-off cost of the first step
@@ -100,7 +101,7 @@ def main() -> None:
           f"{args.steps} steps x {args.repeats} interleaved repeats per loop and shape")
     corpus = load_corpus("shakespeare")
     tokens = np.asarray(corpus.train)
-    peak = flops.measure_peak_flops(device="cpu", dtype=torch.float32, n=1024, repeats=10)
+    peak = hardware.measure_peak_flops(device="cpu", dtype=torch.float32, n=1024, repeats=10)
     rows = []
     for d, n_layer in SHAPES:
         cfg = GPTConfig(d_model=d, n_layer=n_layer, n_head=d // 32, n_ctx=N_CTX, vocab_size=VOCAB)
@@ -115,7 +116,7 @@ def main() -> None:
                     plain.append(plain_loop_tokens_per_s(cfg, tokens, args.steps))
         # Re-measure the peak next to each shape's timings, so that load from other
         # processes affects numerator and denominator alike; keep the best seen.
-        peak = max(peak, flops.measure_peak_flops(device="cpu", n=1024, repeats=5))
+        peak = max(peak, hardware.measure_peak_flops(device="cpu", n=1024, repeats=5))
         rows.append((d, n_layer, flops.training_flops_per_token(cfg.shape), ours, plain))
     print(f"peak used for every MFU below: {peak / 1e9:.1f} GFLOP/s (best seen in this run)")
     for d, n_layer, per_token, ours, plain in rows:

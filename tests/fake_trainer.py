@@ -1,6 +1,6 @@
 """A stand-in trainer for executor and store tests (no torch, deterministic).
 
-It follows the trainer contract used by :mod:`scalingkit.executors`:
+It follows the trainer contract used by :mod:`scalingkit.runs.executors`:
 ``train(config, *, run_dir, progress) -> dict``. It "trains" for
 ``config["steps"]`` steps of ``config.get("sleep", 0)`` seconds each, writes a
 checkpoint after every step, resumes from it, and appends every step it

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from scalingkit import cli, flops
+from scalingkit import cli
+from scalingkit.core import flops
 
 
 def test_flops_command_json_matches_library(capsys):
@@ -59,7 +60,7 @@ def _one_line_error(capsys, argv, status, *fragments):
     (FileNotFoundError(2, "No such file or directory", "x/y.json"), 1),
 ])
 def test_errors_are_one_line_with_consistent_status(capsys, monkeypatch, exc, status):
-    from scalingkit.commands import flops as command
+    from scalingkit.cli.commands import flops as command
 
     def fails(args):
         raise exc
@@ -70,7 +71,7 @@ def test_errors_are_one_line_with_consistent_status(capsys, monkeypatch, exc, st
 
 
 def test_warnings_are_one_line(capsys, monkeypatch):
-    from scalingkit.commands import flops as command
+    from scalingkit.cli.commands import flops as command
     from scalingkit.fit import ScalingFitWarning
 
     def warns(args):

@@ -12,7 +12,7 @@ import threading
 import numpy as np
 import pytest
 
-from scalingkit.data import (
+from scalingkit.core.data import (
     BatchSampler,
     BPETokenizer,
     ByteTokenizer,
@@ -24,7 +24,7 @@ from scalingkit.data import (
     resolve_corpus,
     split_documents,
 )
-from scalingkit.data.corpora import iter_file_pieces
+from scalingkit.core.data.corpora import iter_file_pieces
 
 TEXTS = [
     "To be, or not to be, that is the question:\n",

@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalingkit import entropy as en
-from scalingkit import known_entropy as ke
 from scalingkit.cli import main
-from scalingkit.data import ByteTokenizer, MarkovSource
+from scalingkit.core.data import ByteTokenizer, MarkovSource
+from scalingkit.fit import relative_error
+from scalingkit.studies import entropy as en
+from scalingkit.studies import known_entropy as ke
 
 ROOT = Path(__file__).resolve().parents[1]
 KNOWN_ENTROPY_JSON = ROOT / "book" / "data" / "known_entropy.json"
@@ -207,13 +208,13 @@ def test_context_floor_rejects_short_window(chain):
 
 @pytest.mark.parametrize(("fitted", "true", "expected"), [(1.05, 1.0, 0.05), (1.8, 2.0, 0.1)])
 def test_relative_error(fitted, true, expected):
-    assert ke.relative_error(fitted, true) == pytest.approx(expected)
+    assert relative_error(fitted, true) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(("fitted", "true"), [(1.0, 0.0), (1.0, -2.0), (float("nan"), 1.0)])
 def test_relative_error_rejects_bad_input(fitted, true):
     with pytest.raises(ValueError, match="finite"):
-        ke.relative_error(fitted, true)
+        relative_error(fitted, true)
 
 
 def test_fit_known_entropy_recovers_e_from_a_noiseless_law():
@@ -248,7 +249,7 @@ def test_committed_known_entropy_result_is_consistent():
 
 
 def test_sweep_points_reads_finished_runs_only(tmp_path):
-    from scalingkit.store import RunStore
+    from scalingkit.runs.store import RunStore
 
     store = RunStore(tmp_path / "store")
     store.ensure_writable()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from scalingkit.executors import (
+from scalingkit.runs.executors import (
     PoolExecutor,
     SequentialExecutor,
     SubmititExecutor,
@@ -26,7 +26,7 @@ from scalingkit.executors import (
     plan_workers,
     resolve_trainer,
 )
-from scalingkit.store import RunStore
+from scalingkit.runs.store import RunStore
 
 TESTS = Path(__file__).resolve().parent
 FAKE = "fake_trainer:train"
@@ -126,8 +126,8 @@ def test_submitit_local_executor(tmp_path):
 
 KILL_SCRIPT = """
 import sys
-from scalingkit.executors import SequentialExecutor
-from scalingkit.store import RunStore
+from scalingkit.runs.executors import SequentialExecutor
+from scalingkit.runs.store import RunStore
 store = RunStore(sys.argv[1])
 SequentialExecutor("fake_trainer:train", progress=False).run(store, store.pending())
 """
@@ -228,8 +228,8 @@ def test_a_run_that_failed_during_this_sweep_is_not_tried_again(tmp_path):
 RACE_SCRIPT = """
 import sys, time
 from pathlib import Path
-from scalingkit.executors import PoolExecutor, SequentialExecutor
-from scalingkit.store import RunStore
+from scalingkit.runs.executors import PoolExecutor, SequentialExecutor
+from scalingkit.runs.store import RunStore
 store, ready, go, kind = RunStore(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 ids = sorted(store.pending(), key=lambda r: bool(store.get(r).config.get("fail")))
 ready.write_text("ready")
@@ -274,7 +274,8 @@ def test_two_sweeps_on_one_store_train_each_run_once(tmp_path, kinds):
 
 def test_sigkill_one_of_two_sweeps_then_resume(tmp_path):
     """Kill one of two sweeps mid-run: the other goes on, the killed run is resumed once."""
-    configs = [{"steps": 6, "lr": 0.1, "sleep": 0.04, "i": i} for i in range(6)]
+    # 0.1 s a step: the window in which to kill a run stays wide on a loaded machine
+    configs = [{"steps": 6, "lr": 0.1, "sleep": 0.1, "i": i} for i in range(6)]
     store, ids = make_store(tmp_path, configs)
     victim, survivor = start_racers(tmp_path, ["sequential", "sequential"])
     deadline = time.time() + 60
@@ -308,7 +309,7 @@ def test_sigkill_one_of_two_sweeps_then_resume(tmp_path):
 SWEEP_SCRIPT = """
 import sys
 import fake_trainer
-from scalingkit.sweep import SweepSpec, plan_sweep, run_sweep
+from scalingkit.runs.sweep import SweepSpec, plan_sweep, run_sweep
 
 def trainer(config, *, run_dir=None, progress=False):  # a planned config, trained fast
     return fake_trainer.train({"steps": 4, "lr": 0.1, "sleep": 0.03}, run_dir=run_dir)
@@ -333,3 +334,9 @@ def test_two_run_sweep_processes_on_one_folder(tmp_path):
     log = store.read_log()
     assert sorted(e["provenance"]["command"] for e in log) == ["first", "second"]
     assert sum(e["pending_at_start"] for e in log) >= 6
+
+
+def test_resolve_trainer_maps_the_trainer_path_from_before_the_layout():
+    from scalingkit.runs.executors import train_from_dict
+
+    assert resolve_trainer("scalingkit.executors:train_from_dict") is train_from_dict

@@ -27,7 +27,7 @@ from scalingkit.fit import (
     ScalingFitWarning,
     allocation_exponents,
 )
-from scalingkit.fit.data import drop_highest_loss
+from scalingkit.fit.points import drop_highest_loss
 from scalingkit.fit.published import (
     BESIROGLU_2024_CI,
     BESIROGLU_2024_OBJECTIVE,

@@ -11,7 +11,6 @@ import pytest
 
 from scalingkit import cli
 from scalingkit.fit import ParametricFit
-from scalingkit.fit.data import load_curves, load_points
 from scalingkit.fit.published import BESIROGLU_2024
 from scalingkit.fit.simulate import isoflop_sweep, training_curves
 from scalingkit.fit.studies import (
@@ -21,7 +20,8 @@ from scalingkit.fit.studies import (
     interval_table,
     isoflop_bias_study,
 )
-from scalingkit.store import RunStore
+from scalingkit.runs.frames import load_curves, load_points
+from scalingkit.runs.store import RunStore
 
 BUDGETS = np.geomspace(1e18, 1e20, 4)
 

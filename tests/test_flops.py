@@ -1,4 +1,4 @@
-"""Tests for scalingkit.flops: analytic counts against PyTorch's own FLOP counter."""
+"""Tests for scalingkit.core.flops: analytic counts against PyTorch's own FLOP counter."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 from tiny_gpt import TinyGPT
 
-from scalingkit import flops
-from scalingkit.flops import FlopConvention, TransformerShape
+from scalingkit.core import flops, hardware
+from scalingkit.core.flops import FlopConvention, TransformerShape
 
 # Shapes cover plain multi-head attention, SwiGLU, grouped-query attention and
 # a head width that does not divide d_model (Chinchilla-style "kv size").
@@ -24,11 +24,11 @@ SHAPES = [
 BATCH = 3
 
 
-def _measure(shape: TransformerShape) -> flops.TorchFlopCount:
+def _measure(shape: TransformerShape) -> hardware.TorchFlopCount:
     torch.manual_seed(0)
     model = TinyGPT(shape)
     idx = torch.randint(0, shape.vocab_size, (BATCH, shape.n_ctx))
-    return flops.count_flops_torch(model, idx)
+    return hardware.count_flops_torch(model, idx)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"d{s.d_model}-{s.ffn}-kv{s.n_kv_head}")
@@ -164,16 +164,16 @@ def test_unit_conversions_round_trip():
     ],
 )
 def test_peak_table_lookup_by_device_name(name, key):
-    assert flops.peak_flops(name, "bf16") == flops.ACCELERATOR_PEAK_FLOPS[key]["bf16"]
-    assert flops.peak_flops(name, torch.float32) == flops.ACCELERATOR_PEAK_FLOPS[key]["fp32"]
-    table = flops.ACCELERATOR_PEAK_FLOPS[key]
+    assert hardware.peak_flops(name, "bf16") == hardware.ACCELERATOR_PEAK_FLOPS[key]["bf16"]
+    assert hardware.peak_flops(name, torch.float32) == hardware.ACCELERATOR_PEAK_FLOPS[key]["fp32"]
+    table = hardware.ACCELERATOR_PEAK_FLOPS[key]
     assert table["bf16"] > table["fp32"]
 
 
 def test_measured_peak_and_mfu():
-    peak = flops.measure_peak_flops("cpu", n=128, repeats=3)
+    peak = hardware.measure_peak_flops("cpu", n=128, repeats=3)
     assert math.isfinite(peak) and peak > 1e6
-    assert flops.mfu(peak / 2, peak) == pytest.approx(0.5)
+    assert hardware.mfu(peak / 2, peak) == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize(
@@ -195,9 +195,9 @@ def test_measured_peak_and_mfu():
         (lambda: flops.flops_6nd(True, 5), "n_params"),
         (lambda: flops.flop_to_pf_days(float("inf")), "flop"),
         (lambda: flops.accelerator_hours(1e20, 1e15, 1.5), "mfu"),
-        (lambda: flops.mfu(1.0, 0.0), "peak_flop_per_s"),
-        (lambda: flops.peak_flops("TPU v9", "bf16"), "unknown accelerator"),
-        (lambda: flops.peak_flops("A100", "int4"), "no 'int4' peak"),
+        (lambda: hardware.mfu(1.0, 0.0), "peak_flop_per_s"),
+        (lambda: hardware.peak_flops("TPU v9", "bf16"), "unknown accelerator"),
+        (lambda: hardware.peak_flops("A100", "int4"), "no 'int4' peak"),
         (lambda: FlopConvention(causal="quarter"), "causal"),
         (lambda: FlopConvention(embedding="onehot"), "embedding"),
     ],

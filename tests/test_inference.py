@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from scalingkit.fit import ParametricFit
-from scalingkit.inference import (
+from scalingkit.studies.inference import (
     allocation_table,
     compute_optimal_loss,
     inference_optimal,

@@ -15,7 +15,7 @@ from scalingkit.fit.isoflop import budget_optimum, isoflop_optima
 from scalingkit.fit.published import BESIROGLU_2024
 from scalingkit.fit.simulate import isoflop_sweep
 from scalingkit.fit.studies import isoflop_rule_study
-from scalingkit.sweep import compute_optimal
+from scalingkit.runs.optimum import compute_optimal
 
 LADDER = np.log(10.0) * np.arange(-12, 13) * 0.125  # ln N: 25 sizes, 1/8 decade apart
 

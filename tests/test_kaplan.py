@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import torch
 
-from scalingkit import kaplan
 from scalingkit.cli import main
+from scalingkit.core.train import TrainConfig
 from scalingkit.fit import KaplanNDFit
+from scalingkit.studies import kaplan2020 as kaplan
 from scalingkit.tolerances import CLOSED_FORM_RTOL, FIT_OBJECTIVE_RTOL, FIT_PREDICTION_RTOL
-from scalingkit.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 LAWS = ROOT / "book" / "data" / "kaplan_laws.json"

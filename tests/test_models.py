@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scalingkit import flops
-from scalingkit.models import GPT, GPTConfig, shape_for_params
+from scalingkit.core import flops
+from scalingkit.core.models import GPT, GPTConfig, shape_for_params
 
 
 def tiny(**kw) -> GPTConfig:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from scalingkit.models import GPT, GPTConfig
-from scalingkit.noise_scale import (
+from scalingkit.core.models import GPT, GPTConfig
+from scalingkit.studies.noise_scale import (
     NoiseScale,
     estimate_noise_scale,
     fit_critical_batch,

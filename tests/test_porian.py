@@ -10,14 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalingkit import flops, porian
 from scalingkit.cli import main
-from scalingkit.models import GPTConfig
-from scalingkit.store import RunStore
+from scalingkit.core import flops
+from scalingkit.core.models import GPTConfig
+from scalingkit.core.train import TrainConfig
+from scalingkit.runs.store import RunStore
+from scalingkit.studies import porian2024 as porian
 from scalingkit.tolerances import FIT_EXPONENT_RTOL
-from scalingkit.train import TrainConfig
 
-SHAKESPEARE_TRAIN_TOKENS = 4_848_042  # measured by scalingkit.sweep.train_tokens
+SHAKESPEARE_TRAIN_TOKENS = 4_848_042  # measured by scalingkit.runs.sweep.train_tokens
 SPEC = porian.step_spec(budgets=(2.5e11, 1e12), sizes_per_budget=4,
                         corpus_tokens=SHAKESPEARE_TRAIN_TOKENS)
 LAW = {"E": 1.0, "A": 400.0, "B": 400.0, "alpha": 0.34, "beta": 0.34}

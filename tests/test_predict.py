@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalingkit import flops, predict
 from scalingkit.cli import main
-from scalingkit.models import GPTConfig, shape_for_params
-from scalingkit.train import TrainConfig
+from scalingkit.core import flops
+from scalingkit.core.models import GPTConfig, shape_for_params
+from scalingkit.core.train import TrainConfig
+from scalingkit.fit import relative_error
+from scalingkit.studies import forecasting as predict
 
 ROOT = Path(__file__).resolve().parents[1]
 LAW = {"E": 1.2, "A": 60.0, "B": 300.0, "alpha": 0.34, "beta": 0.36}
@@ -77,13 +79,13 @@ def test_missing_column():
 @pytest.mark.parametrize(("predicted", "actual", "expected"),
                          [(2.0, 2.0, 0.0), (2.1, 2.0, 0.05), (1.9, 2.0, 0.05)])
 def test_relative_error(predicted, actual, expected):
-    assert predict.relative_error(predicted, actual) == pytest.approx(expected)
+    assert relative_error(predicted, actual) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("actual", [0.0, -1.0, float("nan")])
 def test_relative_error_rejects(actual):
-    with pytest.raises(ValueError, match="actual > 0"):
-        predict.relative_error(2.0, actual)
+    with pytest.raises(ValueError, match="reference > 0"):
+        relative_error(2.0, actual)
 
 
 def test_protocol_order(prediction, tmp_path):
@@ -147,9 +149,9 @@ def test_committed_prediction():
     assert rec["commands"]["predict"].startswith("python -m scalingkit predict make")
     assert rec["commands"]["outcome"].startswith("python -m scalingkit predict outcome")
     # The predicted model is what the committed sweep's fit picks: refit and compare.
-    from scalingkit.fit.data import load_points
-    from scalingkit.predict import make_prediction
-    from scalingkit.store import RunStore
+    from scalingkit.runs.frames import load_points
+    from scalingkit.runs.store import RunStore
+    from scalingkit.studies.forecasting import make_prediction
     from scalingkit.tolerances import FIT_PREDICTION_RTOL
 
     sweep = ROOT / "book" / "data" / "sweep_reference"
@@ -166,8 +168,8 @@ def test_committed_prediction():
 
 def _store_from_law(root):
     """A run store whose runs 'finished' at LAW's loss (N = every parameter)."""
-    from scalingkit.store import RunStore
-    from scalingkit.sweep import SweepSpec, plan_sweep
+    from scalingkit.runs.store import RunStore
+    from scalingkit.runs.sweep import SweepSpec, plan_sweep
 
     spec = SweepSpec(budgets=(1e11, 3e11, 1e12, 3e12), sizes_per_budget=6, span=16.0,
                      n_ctx=64, corpus_tokens=4_848_042, min_steps=10, min_params=5e3)

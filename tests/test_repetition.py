@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scalingkit import repetition as rep
 from scalingkit.fit.published import HOFFMANN_2022
+from scalingkit.studies import repetition as rep
 
 
 @pytest.mark.parametrize("unique", [1e6, 3e9, 1e12])

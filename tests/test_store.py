@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from scalingkit import store as store_module
 from scalingkit.cli import main
-from scalingkit.store import STATUSES, RunStore, atomic_write_json, config_hash
+from scalingkit.runs import store as store_module
+from scalingkit.runs.store import STATUSES, RunStore, atomic_write_json, config_hash
 
 
 def test_config_hash_ignores_key_order_and_sees_values():
@@ -299,7 +299,8 @@ def test_an_older_store_is_bound_to_its_first_logged_spec(tmp_path):
 def test_run_sweep_refuses_to_mix_two_recipes_in_one_folder(tmp_path):
     from dataclasses import replace
 
-    from scalingkit.sweep import SweepSpec, plan_sweep, results_frame, run_sweep
+    from scalingkit.runs.frames import results_frame
+    from scalingkit.runs.sweep import SweepSpec, plan_sweep, run_sweep
 
     calls = []
 
@@ -328,11 +329,11 @@ def no_planning(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the sweep got as far as planning")
 
-    monkeypatch.setattr("scalingkit.sweep.plan_sweep", refuse)
+    monkeypatch.setattr("scalingkit.runs.sweep.plan_sweep", refuse)
 
 
 def test_sweep_refuses_an_out_folder_made_for_another_preset(tmp_path, capsys, no_planning):
-    from scalingkit.sweep import GRID_FIELDS, preset, spec_dict
+    from scalingkit.runs.sweep import GRID_FIELDS, preset, spec_dict
 
     store, _ = small_store(tmp_path / "ref", 0)
     store.bind_spec(spec_dict(preset("reference")), extensible=GRID_FIELDS)
@@ -518,7 +519,7 @@ def test_release_leaves_a_claim_that_was_taken_over(tmp_path):
 
 LOG_SCRIPT = """
 import sys
-from scalingkit.store import RunStore
+from scalingkit.runs.store import RunStore
 for i in range(25):
     RunStore(sys.argv[1]).append_log({"who": sys.argv[2], "i": i})
 """

@@ -16,23 +16,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalingkit import flops
 from scalingkit.cli import main
-from scalingkit.models import GPTConfig
-from scalingkit.store import RunStore
-from scalingkit.sweep import (
-    SweepSpec,
-    add_to_store,
-    compute_optimal,
-    plan_sweep,
-    preset,
-    results_frame,
-    run_sweep,
-    tokens_at_size,
-)
+from scalingkit.core import flops
+from scalingkit.core.models import GPTConfig
+from scalingkit.runs.frames import results_frame
+from scalingkit.runs.optimum import compute_optimal, tokens_at_size
+from scalingkit.runs.store import RunStore
+from scalingkit.runs.sweep import SweepSpec, add_to_store, plan_sweep, preset, run_sweep
 
 TESTS = Path(__file__).resolve().parent
-SHAKESPEARE_TRAIN_TOKENS = 4_848_042  # measured by scalingkit.sweep.train_tokens
+SHAKESPEARE_TRAIN_TOKENS = 4_848_042  # measured by scalingkit.runs.sweep.train_tokens
 SMALL = SweepSpec(budgets=(1e11, 1e12), sizes_per_budget=4, span=8.0,
                   corpus_tokens=SHAKESPEARE_TRAIN_TOKENS)
 
@@ -297,8 +290,8 @@ def test_committed_sweep_is_complete_and_its_smallest_run_reproduces(name, capsy
 
     import torch
 
-    from scalingkit.executors import plan_workers, train_from_dict
-    from scalingkit.provenance import same_cpu
+    from scalingkit.core.hardware import same_cpu
+    from scalingkit.runs.executors import plan_workers, train_from_dict
     from scalingkit.tolerances import RETRAIN_ATOL, SAME_CPU_RETRAIN_ATOL
 
     store = RunStore(committed)

@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from scalingkit import flops
-from scalingkit.device import resolve_device, resolve_dtype
-from scalingkit.models import GPTConfig
-from scalingkit.train import (
+from scalingkit.core import flops
+from scalingkit.core.hardware import resolve_device, resolve_dtype
+from scalingkit.core.models import GPTConfig
+from scalingkit.core.train import (
     TrainConfig,
     TrainResult,
     learning_rate,
@@ -49,7 +49,7 @@ def test_same_seed_gives_identical_losses_and_other_seed_does_not():
 
 def test_result_records_the_cpu_it_ran_on():
     """A re-run may demand bitwise equality only on the same CPU and thread count."""
-    from scalingkit.provenance import cpu_identity, same_cpu
+    from scalingkit.core.hardware import cpu_identity, same_cpu
 
     record = train(config(tokens=2 * 8 * 32), progress=False).to_dict()
     assert {k: record[k] for k in cpu_identity()} == cpu_identity()
@@ -286,9 +286,9 @@ def test_cli_reports_bad_input_as_errors(argv, match, capsys):
 
 
 def test_saved_model_loads_and_samples(tmp_path):
-    from scalingkit.data import ByteTokenizer
-    from scalingkit.models import sample_text
-    from scalingkit.train import load_model
+    from scalingkit.core.data import ByteTokenizer
+    from scalingkit.core.models import sample_text
+    from scalingkit.core.train import load_model
 
     train(config(tokens=4 * 8 * 32), run_dir=tmp_path, progress=False)
     model = load_model(tmp_path)

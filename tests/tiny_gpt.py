@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalingkit.flops import TransformerShape
+from scalingkit.core.flops import TransformerShape
 
 
 class Block(nn.Module):

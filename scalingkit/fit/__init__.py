@@ -21,7 +21,6 @@ Units: N in parameters, D in tokens, C in FLOP, L in nats/token.
 from scalingkit.fit._validation import NotFittedError, ScalingFitWarning
 from scalingkit.fit.envelope import EnvelopeFit
 from scalingkit.fit.isoflop import IsoFLOPFit, fit_isoflop, group_budgets, isoflop_optima
-from scalingkit.fit.kaplan import ComputeFit, KaplanDFit, KaplanNDFit, KaplanNFit
 from scalingkit.fit.optim import batched_lbfgs, huber
 from scalingkit.fit.parametric import (
     ParametricFit,
@@ -30,6 +29,8 @@ from scalingkit.fit.parametric import (
     huber_objective,
     initial_grid,
 )
+from scalingkit.fit.power_laws import ComputeFit, KaplanDFit, KaplanNDFit, KaplanNFit
+from scalingkit.fit.stats import percentile_ci, relative_error
 
 #: Every estimator, for the shared contract test and the CLI.
 ESTIMATORS = (
@@ -41,5 +42,5 @@ __all__ = [
     "KaplanNFit", "NotFittedError", "ParametricFit", "ScalingFitWarning",
     "allocation_exponents", "batched_lbfgs",
     "fit_isoflop", "fit_parametric", "group_budgets", "huber", "huber_objective",
-    "initial_grid", "isoflop_optima",
+    "initial_grid", "isoflop_optima", "percentile_ci", "relative_error",
 ]

@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 
 from scalingkit.fit._validation import NotFittedError, ScalingFitWarning, check_bootstrap
+from scalingkit.fit.stats import percentile_ci
 
 
 def plain_json(value: object, non_finite: str = "null") -> object:
@@ -197,10 +198,3 @@ class BaseFit:
             value = data.get(attr[:-1])
             setattr(obj, attr, value)
         return obj
-
-
-def percentile_ci(values: np.ndarray, confidence: float) -> list[float]:
-    """Equal-tailed percentile interval of ``values`` at level ``confidence``."""
-    tail = 100 * (1 - confidence) / 2
-    return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
-

@@ -6,7 +6,7 @@ fitted by a parabola in ``ln N``; its vertex is the compute-optimal size
 power law ``N_opt = k C^a``, and ``D_opt = C / (6 N_opt)`` gives ``b = 1 - a``.
 
 The per-budget rule (:func:`budget_optimum`) is the one home of "where is this
-budget's optimum": the IsoFLOP fitter and :func:`scalingkit.sweep.compute_optimal`
+budget's optimum": the IsoFLOP fitter and :func:`scalingkit.runs.optimum.compute_optimal`
 both call it.
 
 ``rule="local"`` (default)

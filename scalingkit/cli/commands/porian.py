@@ -1,0 +1,169 @@
+"""``python -m scalingkit porian``: the Porian et al. (2024) step ladder.
+
+``porian plan STEP`` prints a step's runs; ``porian throughput STEP`` times a
+few optimizer steps of its smallest, median and largest model and estimates the
+step's training time; ``porian run STEP --out DIR`` trains
+them, resumably, into a run store; ``porian fit NAME=DIR ...`` fits
+``N_opt = k C^a`` with intervals for each step under both counting conventions
+and three ways of locating the optimum.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from scalingkit.cli._output import check_output as _check_output
+
+HELP = "Porian et al. ladder: plan, run and fit the Kaplan-to-Chinchilla steps"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the ``plan``, ``run`` and ``fit`` actions."""
+    from scalingkit.runs.executors import EXECUTORS
+    from scalingkit.studies.porian2024 import METHODS, STEPS
+
+    names = [s.name for s in STEPS]
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = sub.add_parser("plan", help="print a step's runs and its cost")
+    p.add_argument("step", choices=names)
+    p.add_argument("--flop-per-s", type=float, default=5e10, metavar="R",
+                   help="sustained training throughput for the time estimate (FLOP/s)")
+    r = sub.add_parser("run", help="train a step's sweep into a run store (resumable)")
+    r.add_argument("step", choices=names)
+    r.add_argument("--out", required=True, metavar="DIR", help="run store folder")
+    r.add_argument("--export", metavar="DEST",
+                   help="afterwards, copy the store without checkpoints to DEST")
+    r.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    r.add_argument("--executor", choices=EXECUTORS, default="sequential",
+                   help="where runs train (as for 'python -m scalingkit sweep')")
+    r.add_argument("--workers", type=int, metavar="W",
+                   help="pool workers (default: one per core; threads = cores // W)")
+    t = sub.add_parser("throughput", help="time a few optimizer steps of a step's runs")
+    t.add_argument("step", choices=names)
+    t.add_argument("--steps", type=int, default=10, help="optimizer steps per timed run")
+    t.add_argument("--output", metavar="FILE", help="also write the timings as JSON")
+    f = sub.add_parser("fit", help="fit N_opt = k C^a per step, both conventions")
+    f.add_argument("stores", nargs="+", metavar="NAME=DIR",
+                   help="step name and its run store (or export)")
+    f.add_argument("--bootstrap", type=int, default=200, metavar="B",
+                   help="bootstrap resamples for the interval on a")
+    f.add_argument("--method", nargs="+", choices=METHODS, default=list(METHODS),
+                   help="how the optimum is found: parabola vertex on every budget, the "
+                   "vertex only where the minimum is bracketed, or Approach 3 on all runs "
+                   "(default: all three)")
+    f.add_argument("--output", metavar="FILE", help="also write the table as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch on the action."""
+    from scalingkit.studies import porian2024 as porian
+
+    if args.action == "plan":
+        plan = porian.plan_step(args.step)
+        print(f"{args.step}: {len(plan.runs)} runs, {plan.total_flops:.3g} FLOP, about "
+              f"{plan.estimate_seconds(args.flop_per_s) / 60:.0f} min at "
+              f"{args.flop_per_s:.3g} FLOP/s")
+        for d in plan.dropped:
+            print(f"  dropped: C={d.budget:.3g} size {d.size_index}: {d.reason}")
+        print(plan.to_frame().to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        return 0
+    if args.action == "throughput":
+        if args.output:  # before the timing, not after it
+            _check_output(args.output, make_parents=True)
+        plan = porian.plan_step(args.step)
+        table = porian.measure_throughput(plan, n_steps=args.steps)
+        estimate = porian.estimate_seconds(plan, table)
+        print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        print(f"{args.step}: {plan.total_flops:.3g} FLOP, about {estimate / 3600:.2g} h of "
+              "training at these rates (interpolated in model size)")
+        if args.output:
+            _write_json(args.output, {"step": args.step, "n_steps": args.steps,
+                                      "timings": table.to_dict(orient="records"),
+                                      "plan_flops": plan.total_flops,
+                                      "estimated_seconds": estimate})
+        return 0
+    if args.action == "run":
+        from scalingkit.runs.store import RunStore
+        from scalingkit.runs.sweep import run_sweep
+
+        RunStore(args.out).ensure_writable()
+        if args.export:  # refuse a bad destination before any training
+            RunStore(args.out).check_export(args.export)
+        plan = porian.plan_step(args.step)
+        store = RunStore(args.out)
+        for r in plan.runs:  # plan metadata names the step and its FLOP count
+            store.add(r.config, plan={**r.plan_dict(porian.get_step(args.step).budget_count),
+                                      "step": args.step})
+        command = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        store = run_sweep(plan, args.out, executor=args.executor, workers=args.workers,
+                          progress=not args.no_progress, command=command)
+        counts = store.counts()
+        print(", ".join(f"{k}: {v}" for k, v in counts.items() if v) + f"  ({args.out})")
+        if args.export:
+            print(f"exported {store.export(args.export)} run records to {args.export}")
+        return 0 if counts["failed"] == 0 else 1
+    stores = _named_stores(args.stores)
+    if args.output:
+        _check_output(args.output, reads=stores.values(), make_parents=True)
+    frames = {name: porian.step_frame(path) for name, path in stores.items()}
+    table = porian.exponent_table(frames, methods=args.method, n_bootstrap=args.bootstrap)
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    if args.output:
+        _write_json(args.output, {"table": table.to_dict(orient="records")})
+    return 0
+
+
+def _named_stores(items: list[str]) -> dict[str, str]:
+    """Parse ``NAME=DIR`` arguments; each DIR must hold the runs of step NAME.
+
+    Raises
+    ------
+    ValueError
+        For a malformed item, an unknown or repeated step name, or a store
+        whose runs were planned for another step (or for no step at all).
+    """
+    from scalingkit.studies.porian2024 import STEPS
+
+    names = [s.name for s in STEPS]
+    stores: dict[str, str] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"expected NAME=DIR, got {item!r}")
+        if name not in names:
+            raise ValueError(f"{item!r}: unknown step {name!r}; the steps are {', '.join(names)}")
+        if name in stores:
+            raise ValueError(f"step {name!r} is given twice ({stores[name]} and {path})")
+        found = _store_steps(path)
+        if found != {name}:
+            held = ", ".join(sorted(str(f or "(none)") for f in found)) if found else "(no runs)"
+            raise ValueError(f"{path} holds runs of step(s) {held}, not {name!r}; give "
+                             f"each step the store that `porian run {name}` wrote")
+        stores[name] = path
+    return stores
+
+
+def _store_steps(path: str) -> set:
+    """The ``step`` recorded in the plan of each run in the store at ``path``
+    (``None`` for a run planned outside ``porian run``)."""
+    from pathlib import Path
+
+    from scalingkit.runs.store import RunStore
+
+    if not (Path(path) / "store.json").exists():
+        raise ValueError(f"{path} is not a run store (no store.json)")
+    return {(r.plan or {}).get("step") for r in RunStore(path).records()}
+
+
+def _write_json(path: str, data: dict) -> None:
+    """Write ``data`` plus its provenance (command, version, commit, machine)."""
+    from pathlib import Path
+
+    from scalingkit.runs.store import atomic_write_json, json_safe
+    from scalingkit.runs.sweep import provenance
+
+    command = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(Path(path), json_safe({**data, "provenance": provenance(command)}))

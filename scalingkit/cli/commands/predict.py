@@ -1,0 +1,105 @@
+"""``python -m scalingkit predict``: predict a bigger run from a sweep, then record the outcome.
+
+``predict make --sweep DIR --out FILE`` fits the sweep and writes the
+prediction (refusing to overwrite one); ``predict outcome --prediction FILE``
+trains the predicted model and records its loss (refusing without a prediction).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from scalingkit.cli._output import check_output
+
+HELP = "predict the compute-optimal loss at >= 4x the sweep's largest budget, then check it"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the ``make`` and ``outcome`` actions."""
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    m = sub.add_parser("make", help="fit a sweep and write the prediction")
+    m.add_argument("--sweep", required=True, metavar="DIR", help="run store (or export)")
+    m.add_argument("--out", required=True, metavar="FILE", help="prediction JSON to create")
+    m.add_argument("--factor", type=float, default=4.0,
+                   help="target budget over the largest fitted budget (>= 4)")
+    m.add_argument("--bootstrap", type=int, default=0, metavar="B",
+                   help="bootstrap resamples for an interval on the predicted loss")
+    o = sub.add_parser("outcome", help="train the predicted model and record its loss")
+    o.add_argument("--prediction", required=True, metavar="FILE")
+    o.add_argument("--run-dir", metavar="DIR", help="checkpoint folder (resumable)")
+    o.add_argument("--device", help="override the device (e.g. cuda)")
+    o.add_argument("--dtype", help="override the autocast dtype (e.g. bfloat16)")
+
+
+def _command() -> str:
+    return "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+#: Keys ``predict outcome`` needs from a file that ``predict make`` wrote.
+PREDICTION_KEYS = ("config", "predicted_at", "predicted_loss", "predicted_loss_envelope")
+
+
+def _prediction(path: str) -> dict:
+    """Read a prediction file and check it holds what ``outcome`` needs, before training.
+
+    Raises
+    ------
+    ValueError
+        No file, not JSON, not an object, a missing key, or a config the
+        trainer does not accept.
+    """
+    from scalingkit.core.train import TrainConfig
+    from scalingkit.studies import forecasting as predict
+
+    record = predict.load_prediction(path)
+    if not isinstance(record, dict):
+        raise ValueError(f"{path} holds a JSON {type(record).__name__}, not a prediction "
+                         "written by 'python -m scalingkit predict make'")
+    missing = [k for k in PREDICTION_KEYS if k not in record]
+    if missing:
+        raise ValueError(f"{path} is not a prediction: it lacks {', '.join(map(repr, missing))} "
+                         "(write one with 'python -m scalingkit predict make')")
+    try:
+        TrainConfig.from_dict(record["config"])
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{path}: its 'config' is not a training config: {exc}") from None
+    return record
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch on the action."""
+    from pathlib import Path
+
+    from scalingkit.studies import forecasting as predict
+
+    if args.action == "make":
+        from scalingkit.runs.frames import load_points
+        from scalingkit.runs.store import RunStore
+
+        if Path(args.out).exists():
+            raise ValueError(f"{args.out} already holds a prediction; a prediction is made once")
+        check_output(args.out, reads=[args.sweep], option="--out", make_parents=True)
+        frame = load_points(args.sweep)
+        records = [r for r in RunStore(args.sweep).records() if r.status == "done"]
+        recipe = max(records, key=lambda r: r.plan.get("budget", 0)).config
+        pred = predict.make_prediction(frame, recipe, factor=args.factor,
+                                       n_bootstrap=args.bootstrap)
+        rec = predict.write_prediction(args.out, pred, command=_command(), source=args.sweep)
+        print(f"predicted at {rec['predicted_at']}: C = {rec['budget']:.3g} FLOP "
+              f"({rec['budget'] / rec['max_fitted_budget']:.3g}x the largest fitted), "
+              f"N = {rec['params']:,}, D = {rec['tokens']:,}, "
+              f"L = {rec['predicted_loss']:.4f} nats/token (Approach 3), "
+              f"{rec['predicted_loss_envelope']:.4f} (L(C) envelope)")
+        return 0
+    record = _prediction(args.prediction)
+    if record.get("actual_loss") is not None:
+        raise ValueError(f"{args.prediction} already records an outcome")
+    overrides = {k: v for k, v in (("device", args.device), ("dtype", args.dtype)) if v}
+    result = predict.train_prediction(record, args.run_dir, **overrides)
+    rec = predict.record_outcome(args.prediction, result, command=_command())
+    print(f"trained at {rec['trained_at']}: L = {rec['actual_loss']:.4f} nats/token, "
+          f"relative error {rec['relative_error']:.4f} (Approach 3), "
+          f"{rec['relative_error_envelope']:.4f} (envelope)")
+    return 0

@@ -1,0 +1,172 @@
+"""``python -m scalingkit sweep``: plan an IsoFLOP sweep and train it into a run store."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+HELP = "plan an IsoFLOP sweep (budgets x model sizes) and train it, resumably, into DIR"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the options of ``sweep``."""
+    from scalingkit.runs.executors import EXECUTORS
+    from scalingkit.runs.sweep import PRESETS
+
+    parser.add_argument("--preset", choices=PRESETS, default=None,
+                        help="a named sweep (default: quick unless --budgets is given)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="run store folder; re-running resumes it, and sweeps running at the "
+                             "same time on it share its runs")
+    parser.add_argument("--budgets", type=float, nargs="+", metavar="FLOP",
+                        help="compute budgets in FLOP (replace the preset's)")
+    parser.add_argument("--sizes-per-budget", type=int, metavar="K",
+                        help="model sizes per budget (replace the preset's)")
+    parser.add_argument("--budget-flops", choices=("exact", "6nd"),
+                        help="FLOP count that defines a budget (default: exact)")
+    parser.add_argument("--executor", choices=EXECUTORS, default="sequential",
+                        help="how to run: in this process, a local pool, or Slurm via submitit")
+    parser.add_argument("--workers", type=int, metavar="W",
+                        help="pool workers (default: one per core; threads = cores // W)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan and the dropped configs, train nothing")
+    parser.add_argument("--export", metavar="DEST",
+                        help="afterwards, copy the store without checkpoints to DEST, a new or "
+                             "empty folder (records, curves, provenance: what gets committed)")
+    parser.add_argument("--merge", action="store_true",
+                        help="with --export: add the records to the run store already at DEST, "
+                             "keeping both sweep logs")
+    parser.add_argument("--allow-other-spec", action="store_true",
+                        help="add the runs to DIR even if it holds a sweep with another "
+                             "recipe (fit and predict will then read both)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_slurm_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Plan, store and train the sweep; print a one-line summary per status."""
+    from scalingkit.runs.store import RunStore
+    from scalingkit.runs.sweep import GRID_FIELDS, plan_sweep, preset, run_sweep, spec_dict
+
+    overrides = {}
+    if args.budgets:
+        overrides["budgets"] = tuple(args.budgets)
+    if args.sizes_per_budget is not None:
+        overrides["sizes_per_budget"] = args.sizes_per_budget
+    if args.budget_flops:
+        overrides["budget_flops"] = args.budget_flops
+    spec = preset(args.preset or "quick", **overrides)
+    if args.merge and not args.export:
+        raise ValueError("--merge only applies to --export DEST")
+    executor_options = slurm_options(args)  # checked before planning, like the store
+    if args.executor == "slurm" and not args.dry_run:
+        _check_slurm(args.out, executor_options)
+    if not args.dry_run:  # fail before planning loads the corpus, and before any training
+        store = RunStore(args.out)
+        store.ensure_writable()
+        store.check_spec(spec_dict(spec), extensible=GRID_FIELDS,
+                         allow_other=args.allow_other_spec)
+        if args.export:
+            store.check_export(args.export, merge=args.merge)
+    plan = plan_sweep(spec)
+    if not plan.runs:
+        raise ValueError("every candidate run was dropped: " +
+                         "; ".join(d.reason for d in plan.dropped))
+    frame = plan.to_frame()
+    print(f"{len(plan.runs)} runs over {len(spec.budgets)} budgets "
+          f"(budget defined by {spec.budget_flops} FLOP), "
+          f"{plan.total_flops:.3g} FLOP in all")
+    for d in plan.dropped:
+        print(f"  dropped: C={d.budget:.3g} size {d.size_index}: {d.reason}")
+    if args.dry_run:
+        print(frame.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        return 0
+    command = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    store = run_sweep(plan, args.out, executor=args.executor, workers=args.workers,
+                      progress=not args.no_progress, command=command,
+                      allow_other_spec=args.allow_other_spec, **executor_options)
+    counts = store.counts()
+    print(", ".join(f"{k}: {v}" for k, v in counts.items() if v) + f"  ({args.out})")
+    for record in store.records():  # say why, so a failed run needs no digging
+        if record.status == "failed":
+            print(f"  failed {record.id}: {record.error}")
+    if counts["failed"]:
+        print("rerun the same command to retry the failed runs (each resumes from its "
+              "last checkpoint)")
+    if counts["running"]:
+        print(f"{counts['running']} run(s) held by another process; rerun later to pick up "
+              "any whose owner died")
+    if args.export:
+        n = store.export(args.export, merge=args.merge)
+        print(f"exported {n} run records to {args.export}")
+    return 0 if counts["failed"] == 0 else 1
+
+
+#: ``--slurm-*`` flag -> SlurmResources field (defaults live in SlurmResources only).
+_SLURM_RESOURCE_FLAGS = {"slurm_partition": "partition", "slurm_cpus": "cpus",
+                         "slurm_mem_gb": "mem_gb", "slurm_time": "time_min",
+                         "slurm_gpus": "gpus"}
+
+
+def _add_slurm_arguments(parser: argparse.ArgumentParser) -> None:
+    """The per-job Slurm request and the sweep's waiting limits (``--executor slurm``)."""
+    group = parser.add_argument_group(
+        "Slurm (with --executor slurm; defaults from scalingkit.runs.slurm.SlurmResources)")
+    group.add_argument("--slurm-partition", metavar="NAME",
+                       help="partition for every job (default: the cluster's default)")
+    group.add_argument("--slurm-cpus", type=int, metavar="N",
+                       help="CPU cores per job, also its torch threads (default: 1)")
+    group.add_argument("--slurm-mem-gb", type=float, metavar="GB",
+                       help="memory per job in GB (default: the partition's default)")
+    group.add_argument("--slurm-time", type=int, metavar="MIN",
+                       help="time limit per job in minutes; a longer run is checkpointed "
+                            "and requeued (default: 1440)")
+    group.add_argument("--slurm-gpus", type=int, metavar="N",
+                       help="GPUs per job (default: 0)")
+    group.add_argument("--slurm-pending-limit", type=float, metavar="MIN",
+                       help="cancel a job, and mark its run failed, after it has waited this "
+                            "long for a down node or partition (default: 60)")
+    group.add_argument("--slurm-wait-limit", type=float, metavar="MIN",
+                       help="stop waiting for the jobs after this long, cancelling those "
+                            "left (default: 10080, a week)")
+
+
+def slurm_options(args: argparse.Namespace) -> dict:
+    """``run_sweep`` keywords from the ``--slurm-*`` flags ({} for other executors).
+
+    Raises
+    ------
+    ValueError
+        If a ``--slurm-*`` flag is given without ``--executor slurm``, or a
+        value is out of range (a time limit below 1 minute, say).
+    """
+    from scalingkit.runs.slurm import SlurmResources
+
+    given = [f for f in (*_SLURM_RESOURCE_FLAGS, "slurm_pending_limit", "slurm_wait_limit")
+             if getattr(args, f, None) is not None]
+    if args.executor != "slurm":
+        if given:
+            raise ValueError(f"--{given[0].replace('_', '-')} only applies to --executor slurm")
+        return {}
+    fields = {field: getattr(args, flag) for flag, field in _SLURM_RESOURCE_FLAGS.items()
+              if getattr(args, flag) is not None}
+    options: dict = {"resources": SlurmResources(**fields)}
+    for flag, key in (("slurm_pending_limit", "pending_limit_s"),
+                      ("slurm_wait_limit", "wait_limit_s")):
+        minutes = getattr(args, flag)
+        if minutes is not None:
+            if not minutes > 0:
+                raise ValueError(f"--{flag.replace('_', '-')} must be a positive number of "
+                                 f"minutes, got {minutes:g}")
+            options[key] = 60.0 * minutes
+    return options
+
+
+def _check_slurm(out: str, options: dict) -> None:
+    """Refuse an unknown partition or an unwritable folder before anything is submitted."""
+    from pathlib import Path
+
+    from scalingkit.runs.executors import make_executor
+
+    make_executor("slurm", folder=Path(out) / "submitit", **options).check(out)

@@ -1,0 +1,43 @@
+"""Data for training: tokenizers, corpora, a synthetic Markov source and samplers.
+
+Modules
+-------
+tokenizer
+    Byte-level and BPE tokenizers, bytes per token.
+corpora
+    Corpus specs as streams of documents: the shipped Shakespeare and English-books
+    (``gutenberg_en``) archives, checked by sha256; the Python stdlib; local files.
+markov
+    A smoothed byte Markov chain with an exactly known entropy rate.
+dataset
+    Disk-cached ``np.memmap`` token arrays split by document; batch samplers.
+"""
+
+from scalingkit.core.data.corpora import CorpusSource, resolve_corpus
+from scalingkit.core.data.dataset import (
+    BatchSampler,
+    TokenCorpus,
+    cache_dir,
+    eval_windows,
+    is_validation,
+    load_corpus,
+    split_documents,
+)
+from scalingkit.core.data.markov import MarkovSource
+from scalingkit.core.data.tokenizer import BPETokenizer, ByteTokenizer, bytes_per_token
+
+__all__ = [
+    "BPETokenizer",
+    "BatchSampler",
+    "ByteTokenizer",
+    "CorpusSource",
+    "MarkovSource",
+    "TokenCorpus",
+    "bytes_per_token",
+    "cache_dir",
+    "eval_windows",
+    "is_validation",
+    "load_corpus",
+    "resolve_corpus",
+    "split_documents",
+]

@@ -100,7 +100,7 @@ def _porian() -> dict[str, tuple[float, float]]:
 
     data = json.loads((DATA / "porian" / "exponents.json").read_text())
     committed = pd.DataFrame(data["table"])
-    frames = {s.name: porian.step_frame(DATA / "porian" / s.name) for s in porian.STEPS}
+    frames = {s.name: porian.rung_frame(DATA / "porian" / s.name) for s in porian.RUNGS}
     live = porian.exponent_table(frames, methods=porian.METHODS, n_bootstrap=0)
     both = live.merge(committed, on=["step", "method", "convention"], suffixes=("", "_json"))
     return {f"porian/{r.step}/{r.method}/{r.convention}/a": (r.a, r.a_json)
@@ -165,9 +165,10 @@ def measure(parts: list[str]) -> dict[str, dict[str, float]]:
 
 
 def _rel(a: float, b: float) -> float:
+    """Relative difference of ``a`` from ``b``; the absolute one where ``b`` is 0 (a gap)."""
     if a == b:
         return 0.0
-    return abs(a - b) / max(abs(b), 1e-300)
+    return abs(a - b) / abs(b) if b else abs(a - b)
 
 
 def summarise(values: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:

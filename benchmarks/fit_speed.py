@@ -44,7 +44,7 @@ import pandas as pd
 from scipy.optimize import minimize
 
 from scalingkit.fit import ParametricFit, huber_objective, initial_grid
-from scalingkit.fit.parametric import coef_to_theta
+from scalingkit.fit.objective import coef_to_theta
 from scalingkit.fit.points import drop_highest_loss
 
 DATA = Path(__file__).resolve().parents[1] / "book" / "data" / "chinchilla_fig4_points.csv"

@@ -11,13 +11,17 @@ keeps it so.
                        MFU, CPU identity, torch's FLOP counter), ``models`` (GPT),
                        ``data`` (tokenizers, corpora, samplers, a Markov source),
                        ``train`` (config, result, loop, checkpoints)
-``runs``               many runs: ``store`` (the run store), ``sweep`` (IsoFLOP
+``runs``               many runs: ``store`` (the run store; its ``record``, ``claims``,
+                       atomic ``files`` and ``export``), ``sweep`` (IsoFLOP
                        planning and running), ``frames`` (the one store-to-DataFrame
                        reader), ``optimum`` (compute-optimal N and D per budget),
-                       ``provenance``; the executors (``executors``, ``slurm``)
+                       ``provenance``; the executors (``executors``,
+                       ``submitit_executor``, ``slurm``)
 ``fit``                scaling-law estimators (Chinchilla's three approaches,
-                       Kaplan's forms), ``stats`` (percentile intervals, relative
-                       error), ``points`` (points tables)
+                       Kaplan's forms; ``objective`` and ``optimum_rule`` their
+                       parts), ``allocation`` (compute-optimal N, D under 6ND),
+                       ``stats`` (percentile intervals, relative error),
+                       ``points`` (points tables)
 ``studies``            one per paper or experiment: ``kaplan2020``, ``porian2024``,
                        ``entropy``, ``known_entropy``, ``noise_scale``,
                        ``forecasting``, ``repetition``, ``inference``

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,28 @@ def test_chapters_have_numbered_captioned_figures(book_build):
         caption = figures[0].find("figcaption")
         assert caption is not None and "Fig." in caption.get_text(), path.name
         assert figures[0].find("img") is not None
+
+
+#: ``{glue}`name``, ``{glue:text}`name:.3f``` and the like: the name before any format.
+GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([A-Za-z_]\w*)")
+#: ``glue("name", ...)`` in a code cell.
+GLUE_CALL = re.compile(r"""\bglue\(\s*["']([A-Za-z_]\w*)["']""")
+
+
+def test_glued_names_are_glued_on_their_own_page():
+    """Every number a chapter's prose inserts with a glue role is glued by that
+    chapter's code (myst-nb resolves glue per page), and every glued name is used.
+    Reads the .md sources only, so it runs without the build."""
+    checked = 0
+    for path in chapter_files():
+        text = path.read_text()
+        used, glued = set(GLUE_ROLE.findall(text)), set(GLUE_CALL.findall(text))
+        assert used <= glued, f"{path.name}: never glued: {sorted(used - glued)}"
+        assert glued <= used, f"{path.name}: glued but not shown: {sorted(glued - used)}"
+        if glued:
+            assert "from myst_nb import glue" in text, f"{path.name}: glue is not imported"
+        checked += bool(glued)
+    assert checked >= 5  # the chapters that glue numbers into their prose
 
 
 def test_chapters_open_with_goals_and_close_with_exercises():

@@ -20,13 +20,13 @@ import pytest
 from scalingkit.runs.executors import (
     PoolExecutor,
     SequentialExecutor,
-    SubmititExecutor,
     execute_run,
     make_executor,
     plan_workers,
     resolve_trainer,
 )
 from scalingkit.runs.store import RunStore
+from scalingkit.runs.submitit_executor import SubmititExecutor
 
 TESTS = Path(__file__).resolve().parent
 FAKE = "fake_trainer:train"

@@ -7,7 +7,7 @@ import pytest
 from scipy.optimize import minimize, rosen, rosen_der
 
 from scalingkit.fit import ParametricFit, batched_lbfgs, huber, huber_objective
-from scalingkit.fit.parametric import initial_grid, log_loss_model
+from scalingkit.fit.objective import initial_grid, log_loss_model
 
 
 def _rosen_rows(x, rows):

@@ -11,7 +11,7 @@ import pytest
 
 from scalingkit import cli
 from scalingkit.fit import IsoFLOPFit, ScalingFitWarning
-from scalingkit.fit.isoflop import budget_optimum, isoflop_optima
+from scalingkit.fit.optimum_rule import budget_optimum, isoflop_optima
 from scalingkit.fit.published import BESIROGLU_2024
 from scalingkit.fit.simulate import isoflop_sweep
 from scalingkit.fit.studies import isoflop_rule_study

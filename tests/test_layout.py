@@ -32,17 +32,8 @@ ALLOWED = {
 LEAVES = {"scalingkit", "scalingkit.tolerances", "scalingkit.book"}
 #: Modules over :data:`MAX_LINES`, each with the reason it stays whole.
 LARGE = {
-    # The run store's record, claim and folder code share one file format and its
-    # invariants (atomic writes, locks); the claims are the next split (runs/claims.py).
-    "scalingkit.runs.store": "one file format and its locking invariants",
-    # Sequential, pool and Slurm executors share the claim-and-run loop; the Slurm
-    # executor (submit, watch, requeue) is the next split, into runs/slurm.py.
-    "scalingkit.runs.executors": "three executors around one claim-and-run loop",
-    # Approach 3: the estimator, its loss, grid and bootstrap read as one algorithm.
-    "scalingkit.fit.parametric": "one estimator and its bootstrap",
-    # Approach 2: the estimator and the per-budget rule shared with runs.optimum.
-    "scalingkit.fit.isoflop": "one estimator and its per-budget rule",
-    # Parameter counts and per-matmul FLOP of both papers' conventions, one home each.
+    # Parameter counts and per-matmul FLOP of both papers' conventions, one home each;
+    # its units and Table A4 are read as ``flops.*`` by the chapters (flops.md, notation.md).
     "scalingkit.core.flops": "the one home of parameter and FLOP counts",
 }
 MAX_LINES = 500

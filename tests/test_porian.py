@@ -19,29 +19,29 @@ from scalingkit.studies import porian2024 as porian
 from scalingkit.tolerances import FIT_EXPONENT_RTOL
 
 SHAKESPEARE_TRAIN_TOKENS = 4_848_042  # measured by scalingkit.runs.sweep.train_tokens
-SPEC = porian.step_spec(budgets=(2.5e11, 1e12), sizes_per_budget=4,
+SPEC = porian.rung_spec(budgets=(2.5e11, 1e12), sizes_per_budget=4,
                         corpus_tokens=SHAKESPEARE_TRAIN_TOKENS)
 LAW = {"E": 1.0, "A": 400.0, "B": 400.0, "alpha": 0.34, "beta": 0.34}
 
 
 @pytest.fixture(scope="module")
 def plans():
-    return {s.name: porian.plan_step(s, SPEC) for s in porian.STEPS}
+    return {s.name: porian.plan_rung(s, SPEC) for s in porian.RUNGS}
 
 
 def test_ladder_corrects_one_factor_per_step():
     fields = ("budget_count", "warmup", "schedule", "tuned")
     changed = [sum(getattr(a, f) != getattr(b, f) for f in fields)
-               for a, b in zip(porian.STEPS, porian.STEPS[1:], strict=False)]
-    assert changed == [1] * (len(porian.STEPS) - 1)
-    assert porian.STEPS[0].name == "kaplan"
-    assert porian.step_command("warmup") == (
+               for a, b in zip(porian.RUNGS, porian.RUNGS[1:], strict=False)]
+    assert changed == [1] * (len(porian.RUNGS) - 1)
+    assert porian.RUNGS[0].name == "kaplan"
+    assert porian.rung_command("warmup") == (
         "python -m scalingkit porian run warmup --out runs/porian/warmup")
 
 
-@pytest.mark.parametrize("name", [s.name for s in porian.STEPS])
+@pytest.mark.parametrize("name", [s.name for s in porian.RUNGS])
 def test_each_step_plans_valid_runs_on_budget(plans, name):
-    step, plan = porian.get_step(name), plans[name]
+    step, plan = porian.get_rung(name), plans[name]
     assert len(plan.runs) >= 6
     for run in plan.runs:
         config = TrainConfig.from_dict(run.config)
@@ -87,7 +87,7 @@ def test_tuned_hyperparameters_rule(n):
 
 
 @pytest.mark.parametrize(("call", "match"), [
-    (lambda: porian.get_step("chinchilla"), "unknown Porian step"),
+    (lambda: porian.get_rung("chinchilla"), "unknown Porian rung"),
     (lambda: porian.tuned_hyperparameters(0.0), "n_params"),
     (lambda: porian.tuned_hyperparameters(math.nan), "n_params"),
     (lambda: porian.counting_experiment({"E": 1.0}, [1e12]), "lacks"),
@@ -179,7 +179,7 @@ def _synthetic_store(root, plan, law):
 def test_step_frame_and_fit_cli(plans, tmp_path, capsys):
     plan = plans["head"]
     _synthetic_store(tmp_path / "head", plan, LAW)
-    frame = porian.step_frame(tmp_path / "head")
+    frame = porian.rung_frame(tmp_path / "head")
     assert len(frame) == len(plan.runs)
     assert np.all(frame["params_with_head"] > frame["params_non_embedding"])
     out = tmp_path / "table.json"
@@ -247,7 +247,7 @@ THROUGHPUT = (Path(__file__).resolve().parents[1] / "book" / "data" / "porian"
 @pytest.mark.skipif(not THROUGHPUT.exists(), reason="no committed throughput measurement")
 def test_committed_throughput_rederives():
     data = json.loads(THROUGHPUT.read_text())
-    plan = porian.plan_step("kaplan", porian.step_spec(corpus_tokens=SHAKESPEARE_TRAIN_TOKENS))
+    plan = porian.plan_rung("kaplan", porian.rung_spec(corpus_tokens=SHAKESPEARE_TRAIN_TOKENS))
     assert data["plan_flops"] == pytest.approx(plan.total_flops, rel=1e-12)
     assert data["estimated_seconds"] == pytest.approx(
         porian.estimate_seconds(plan, pd.DataFrame(data["timings"])), rel=1e-12)
@@ -276,10 +276,10 @@ def test_committed_exponents_rederive_from_the_committed_rungs():
     data = json.loads((THROUGHPUT.parent / "exponents.json").read_text())
     assert data["provenance"]["command"].startswith("python -m scalingkit porian fit")
     committed = pd.DataFrame(data["table"])
-    frames = {s.name: porian.step_frame(THROUGHPUT.parent / s.name) for s in porian.STEPS}
+    frames = {s.name: porian.rung_frame(THROUGHPUT.parent / s.name) for s in porian.RUNGS}
     live = porian.exponent_table(frames, methods=porian.METHODS, n_bootstrap=0)
     both = live.merge(committed, on=["step", "method", "convention"], suffixes=("", "_json"))
-    assert len(both) == len(committed) == len(porian.STEPS) * 2 * len(porian.METHODS)
+    assert len(both) == len(committed) == len(porian.RUNGS) * 2 * len(porian.METHODS)
     # to the spread measured across CPUs (scalingkit.tolerances)
     assert np.allclose(both["a"], both["a_json"], rtol=FIT_EXPONENT_RTOL, equal_nan=True)
     assert (both["n_edge"] == both["n_edge_json"]).all()

@@ -29,9 +29,10 @@ import slurm_trainer
 
 from scalingkit.cli import main as cli_main
 from scalingkit.runs import slurm
-from scalingkit.runs.executors import SubmititExecutor, make_executor
+from scalingkit.runs.executors import make_executor
 from scalingkit.runs.slurm import JobState, SlurmResources
 from scalingkit.runs.store import RunStore
+from scalingkit.runs.submitit_executor import SubmititExecutor
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -441,7 +442,7 @@ class _FakeJob:
 ])
 def test_watcher_never_waits_forever(tmp_path, monkeypatch, state, why):
     """Each way a job can get stuck ends in a failed run within the executor's limits."""
-    import scalingkit.runs.executors as executors
+    import scalingkit.runs.submitit_executor as executors
 
     store, rid = fake_store(tmp_path / "store", {"steps": 1, "lr": 0.1})
     cancelled = []

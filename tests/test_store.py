@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from scalingkit.cli import main
-from scalingkit.runs import store as store_module
-from scalingkit.runs.store import STATUSES, RunStore, atomic_write_json, config_hash
+from scalingkit.runs import claims as claims_module
+from scalingkit.runs.files import atomic_write_json
+from scalingkit.runs.record import STATUSES, config_hash
+from scalingkit.runs.store import RunStore
 
 
 def test_config_hash_ignores_key_order_and_sees_values():
@@ -495,7 +497,7 @@ def test_stale_claims_are_taken_over_and_live_ones_are_not(tmp_path, request, ca
 
 
 def test_a_held_claim_heartbeats(tmp_path, monkeypatch):
-    monkeypatch.setattr(store_module, "HEARTBEAT_S", 0.02)
+    monkeypatch.setattr(claims_module, "HEARTBEAT_S", 0.02)
     store = RunStore(tmp_path, claim_timeout_s=60.0)
     _, (rid,) = small_store(tmp_path, 1)
     with store.try_claim(rid) as claim:

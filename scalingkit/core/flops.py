@@ -516,7 +516,7 @@ def ratio_exact_to_6nd(
     """
     n = float(n_params) if n_params is not None else float(param_counts(shape).total_with_head)
     _positive("n_params", n)
-    return training_flops_per_token(shape, convention) / (6.0 * n)
+    return training_flops_per_token(shape, convention) / flops_6nd(n, 1)  # 6N per token
 
 
 def hoffmann_table_a4(table, *, n_ctx: int = 2048, vocab_size: int = 32_000):
@@ -550,7 +550,7 @@ def hoffmann_table_a4(table, *, n_ctx: int = 2048, vocab_size: int = 32_000):
             d_ff=int(row.ffw_size),
         )
         items = hoffmann_forward_flops(shape)
-        six_nd = 6.0 * float(row.params) * n_ctx  # 6 N D with D = one sequence
+        six_nd = flops_6nd(float(row.params), n_ctx)  # 6 N D with D = one sequence
         without = items["total"] - items["embeddings"] - items["final_logits"]
         ours = param_counts(shape, positional="relative", layernorm_bias=False).total
         out.append({
@@ -558,7 +558,7 @@ def hoffmann_table_a4(table, *, n_ctx: int = 2048, vocab_size: int = 32_000):
             "params_ours": ours,
             "ratio_appendix_f": 3.0 * items["total"] / six_nd,
             "ratio_no_embed_logits": 3.0 * without / six_nd,
-            "ratio_no_embed_logits_our_n": 3.0 * without / (6.0 * ours * n_ctx),
+            "ratio_no_embed_logits_our_n": 3.0 * without / flops_6nd(ours, n_ctx),
         })
     return pd.DataFrame(out)
 

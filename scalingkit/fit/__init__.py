@@ -19,16 +19,13 @@ Units: N in parameters, D in tokens, C in FLOP, L in nats/token.
 """
 
 from scalingkit.fit._validation import NotFittedError, ScalingFitWarning
+from scalingkit.fit.allocation import allocation_exponents, compute_optimal_allocation
 from scalingkit.fit.envelope import EnvelopeFit
-from scalingkit.fit.isoflop import IsoFLOPFit, fit_isoflop, group_budgets, isoflop_optima
+from scalingkit.fit.isoflop import IsoFLOPFit, fit_isoflop
+from scalingkit.fit.objective import huber_objective, initial_grid
 from scalingkit.fit.optim import batched_lbfgs, huber
-from scalingkit.fit.parametric import (
-    ParametricFit,
-    allocation_exponents,
-    fit_parametric,
-    huber_objective,
-    initial_grid,
-)
+from scalingkit.fit.optimum_rule import group_budgets, isoflop_optima
+from scalingkit.fit.parametric import ParametricFit, fit_parametric
 from scalingkit.fit.power_laws import ComputeFit, KaplanDFit, KaplanNDFit, KaplanNFit
 from scalingkit.fit.stats import percentile_ci, relative_error
 
@@ -40,7 +37,7 @@ ESTIMATORS = (
 __all__ = [
     "ESTIMATORS", "ComputeFit", "EnvelopeFit", "IsoFLOPFit", "KaplanDFit", "KaplanNDFit",
     "KaplanNFit", "NotFittedError", "ParametricFit", "ScalingFitWarning",
-    "allocation_exponents", "batched_lbfgs",
+    "allocation_exponents", "batched_lbfgs", "compute_optimal_allocation",
     "fit_isoflop", "fit_parametric", "group_budgets", "huber", "huber_objective",
     "initial_grid", "isoflop_optima", "percentile_ci", "relative_error",
 ]

@@ -17,6 +17,7 @@ from scalingkit.fit._validation import (
     check_bootstrap,
     check_data,
 )
+from scalingkit.fit.allocation import six_nd
 
 
 class EnvelopeFit(BaseFit):
@@ -153,7 +154,7 @@ class EnvelopeFit(BaseFit):
         data = check_data(2, **given)
         m = data["loss"].size
         if flops is None:
-            data["flops"] = 6 * data["params"] * data["tokens"]
+            data["flops"] = six_nd(data["params"], data["tokens"])
         else:
             data["flops"] = as_positive_1d("flops", flops)
             if data["flops"].size != m:

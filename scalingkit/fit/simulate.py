@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from scalingkit.fit._validation import as_positive_1d
+from scalingkit.fit.allocation import compute_optimal_allocation, six_nd, six_nd_tokens
 
 
 def chinchilla_law(E: float, A: float, B: float, alpha: float, beta: float):
@@ -26,9 +27,7 @@ def optimal_size(
     E: float, A: float, B: float, alpha: float, beta: float, flops: np.ndarray
 ) -> np.ndarray:
     """Exact compute-optimal N (parameters) of the law at ``flops`` (FLOP), C = 6ND."""
-    s = alpha + beta
-    g = (alpha * A / (beta * B)) ** (1 / s)
-    return g * (np.asarray(flops) / 6) ** (beta / s)
+    return compute_optimal_allocation(np.asarray(flops), alpha=alpha, beta=beta, A=A, B=B)[0]
 
 
 def isoflop_sweep(
@@ -89,7 +88,7 @@ def isoflop_sweep(
         sizes = [10.0 ** (mid + decades) for mid in centre]
     n = np.concatenate(sizes)
     cc = np.concatenate([np.full(len(s), ci) for s, ci in zip(sizes, c, strict=True)])
-    d = cc / (6 * n)
+    d = six_nd_tokens(cc, n)
     rng = np.random.default_rng(seed)
     loss = chinchilla_law(**ks)(n, d) * np.exp(noise * rng.standard_normal(n.size))
     return {"params": n, "tokens": d, "flops": cc, "loss": loss}
@@ -110,7 +109,7 @@ def random_runs(
     d = np.exp(rng.uniform(*np.log(tokens_range), n_runs))
     ks = {k: coef[k] for k in ("E", "A", "B", "alpha", "beta")}
     loss = chinchilla_law(**ks)(n, d) * np.exp(noise * rng.standard_normal(n_runs))
-    return {"params": n, "tokens": d, "flops": 6 * n * d, "loss": loss}
+    return {"params": n, "tokens": d, "flops": six_nd(n, d), "loss": loss}
 
 
 def training_curves(
@@ -139,9 +138,9 @@ def training_curves(
     rng = np.random.default_rng(seed)
     rows = []
     for i, n in enumerate(sizes):
-        d = np.geomspace(min_tokens, max_flops / (6 * n), n_points)
+        d = np.geomspace(min_tokens, six_nd_tokens(max_flops, n), n_points)
         loss = law(n, d) * np.exp(noise * rng.standard_normal(n_points))
-        rows.append(np.column_stack([np.full(n_points, n), d, 6 * n * d, loss,
+        rows.append(np.column_stack([np.full(n_points, n), d, six_nd(n, d), loss,
                                      np.full(n_points, i)]))
     out = np.concatenate(rows)
     return {"params": out[:, 0], "tokens": out[:, 1], "flops": out[:, 2], "loss": out[:, 3],

@@ -12,8 +12,13 @@ import numpy as np
 
 
 def percentile_ci(values: np.ndarray, confidence: float) -> list[float]:
-    """Equal-tailed percentile interval of ``values`` at level ``confidence``."""
-    tail = 100 * (1 - confidence) / 2
+    """Equal-tailed percentile interval of ``values`` at level ``confidence``.
+
+    The tails are rounded to 12 decimals, so that ``confidence=0.95`` asks for
+    exactly the 2.5th and 97.5th percentiles (``100 * (1 - 0.95) / 2`` is
+    ``2.500000000000002`` in floating point, which moves the interpolated ends).
+    """
+    tail = round(50 * (1 - confidence), 12)
     return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
 
 

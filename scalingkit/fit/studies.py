@@ -206,7 +206,7 @@ def isoflop_rule_study(
     n_seeds : int, default=100
         Noisy sweeps per design and half-width (the same sweeps for every rule).
     rules : sequence of str, default=("all", "local")
-        Per-budget rules (:data:`scalingkit.fit.isoflop.RULES`).
+        Per-budget rules (:data:`scalingkit.fit.optimum_rule.RULES`).
     seed : int, default=0
 
     Returns

@@ -35,6 +35,7 @@ from scalingkit.plots.sweeps import (
     plot_exponents,
     plot_head_share,
     plot_isoflop_profiles,
+    plot_prediction_outcome,
 )
 from scalingkit.plots.training import (
     plot_loss_curves,
@@ -52,6 +53,6 @@ __all__ = [
     "plot_head_share", "plot_inference_allocation", "plot_interval_panels",
     "plot_isoflop_profiles", "plot_known_entropy", "plot_log_residuals", "plot_loss_curves",
     "plot_lr_schedules", "plot_noise_scale", "plot_overfit_map", "plot_power_law",
-    "plot_profile_E", "plot_sensitivity", "plot_shape", "plot_start_objectives",
-    "plot_training_envelope", "plot_validation_curves",
+    "plot_prediction_outcome", "plot_profile_E", "plot_sensitivity", "plot_shape",
+    "plot_start_objectives", "plot_training_envelope", "plot_validation_curves",
 ]

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from scalingkit.core.flops import flops_6nd
 from scalingkit.plots._common import _axes, matplotlib_lognorm
 
 
@@ -24,7 +25,7 @@ def plot_log_residuals(laws, params, tokens, loss, flops=None, ax=None):
     """
     ax = _axes(ax)
     params, tokens, loss = (np.asarray(v, dtype=float) for v in (params, tokens, loss))
-    x = 6 * params * tokens if flops is None else np.asarray(flops, dtype=float)
+    x = flops_6nd(params, tokens) if flops is None else np.asarray(flops, dtype=float)
     for label, law in laws.items():
         resid = np.log(law.predict(params, tokens)) - np.log(loss)
         ax.plot(x, resid, "o", ms=3.5, alpha=0.6, label=label)

@@ -1,4 +1,5 @@
-"""Figures of IsoFLOP sweeps: profiles, compute-optimal sizes, fitted exponents."""
+"""Figures of IsoFLOP sweeps: profiles, compute-optimal sizes, fitted exponents, and a
+prediction made from a sweep against its outcome."""
 
 from __future__ import annotations
 
@@ -116,3 +117,41 @@ def plot_exponents(table: pd.DataFrame, ax=None, reference=None):
     ax.legend(title="counting", fontsize=8)
     return ax
 
+
+
+def plot_prediction_outcome(runs: pd.DataFrame, best: pd.DataFrame, grid, frontier,
+                            envelope_curve, outcome, ax=None):
+    """A predicted run against the sweep it was predicted from: loss against compute.
+
+    Parameters
+    ----------
+    runs, best : DataFrame
+        ``budget`` (FLOP) and ``loss`` (nats/token): every run of the sweep, and
+        the lowest loss per budget.
+    grid : array-like
+        Compute values (FLOP) at which the two extrapolations are drawn.
+    frontier, envelope_curve : array-like
+        At each ``grid`` value: the compute-optimal loss of the fitted ``L(N, D)``
+        (Approach 3) and the fitted ``L(C) = a C^b + c`` (nats/token).
+    outcome : mapping
+        The prediction record: ``budget`` and ``max_fitted_budget`` (FLOP),
+        ``predicted_loss``, ``predicted_loss_envelope`` and ``actual_loss``
+        (nats/token).
+    ax : Axes, optional
+    """
+    ax = _axes(ax)
+    ax.scatter(runs["budget"], runs["loss"], s=14, color="0.65", label="sweep runs")
+    ax.plot(best["budget"], best["loss"], "ko", ms=5, label="lowest loss per budget")
+    ax.plot(grid, frontier, color="C0", label="Approach 3 frontier")
+    ax.plot(grid, envelope_curve, color="C1", ls="--", label="L(C) = a C^b + c")
+    c = outcome["budget"]
+    ax.plot(c, outcome["predicted_loss"], "s", color="C0", mfc="none", ms=9,
+            label="predicted (Approach 3)")
+    ax.plot(c, outcome["predicted_loss_envelope"], "D", color="C1", mfc="none", ms=8,
+            label="predicted (L(C))")
+    ax.plot(c, outcome["actual_loss"], "*", color="C3", ms=14, label="trained")
+    ax.axvline(outcome["max_fitted_budget"], color="0.8", lw=1, ls=":")
+    ax.set(xscale="log", xlabel="compute C (FLOP, exact count)",
+           ylabel="validation loss (nats/token)")
+    ax.legend(fontsize=8)
+    return ax

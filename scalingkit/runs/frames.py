@@ -22,7 +22,8 @@ import pandas as pd
 from scalingkit.core import flops
 from scalingkit.core.models import GPTConfig
 from scalingkit.fit.points import REQUIRED, check_points, read_points_csv
-from scalingkit.runs.store import RunRecord, RunStore
+from scalingkit.runs.record import RunRecord
+from scalingkit.runs.store import RunStore
 
 __all__ = ["RESULT_COLUMNS", "RUN_COLUMNS", "load_curves", "load_points", "open_store",
            "results_frame", "run_frame"]

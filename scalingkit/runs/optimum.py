@@ -11,14 +11,14 @@ Units: N in parameters, D in tokens, C in FLOP, losses in nats/token.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from scalingkit.fit import IsoFLOPFit, isoflop_optima
 
-__all__ = ["compute_optimal", "tokens_at_size"]
+__all__ = ["Allocation", "allocation_fit", "compute_optimal", "tokens_at_size"]
 
 
 def tokens_at_size(frame: pd.DataFrame, budgets: Sequence[float],
@@ -123,3 +123,52 @@ def compute_optimal(frame: pd.DataFrame, *, rule: str = "local",
     columns = ["budget", "n_opt", "d_opt", "loss_opt", "tokens_per_param", "bracketed",
                "method", "reason"]
     return table[columns], fit
+
+
+class Allocation(NamedTuple):
+    """Power laws ``N_opt = k C^a`` and ``D_opt = kd C^b`` through per-budget optima."""
+
+    a: float  #: exponent of N_opt (parameters) in C (FLOP)
+    k: float  #: N_opt at C = 1 FLOP (parameters)
+    b: float  #: exponent of D_opt (tokens) in C (FLOP)
+    kd: float  #: D_opt at C = 1 FLOP (tokens)
+    budgets: int  #: number of budgets fitted
+
+
+def allocation_fit(table: pd.DataFrame, *, flops: str = "budget") -> Allocation:
+    """Fit ``N_opt = k C^a`` and ``D_opt = kd C^b`` by least squares in log-log space.
+
+    The straight lines of Approach 2 through a table of per-budget optima, e.g.
+    the one :func:`compute_optimal` returns (all rows, or only the parabola
+    vertices). With ``C = 6ND`` one expects ``a + b`` near 1.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per budget with ``n_opt`` (parameters), ``d_opt`` (tokens) and
+        the compute column named by ``flops`` (FLOP).
+    flops : str, default="budget"
+        The column holding each budget's compute C (FLOP).
+
+    Returns
+    -------
+    Allocation
+        ``(a, k, b, kd, budgets)``.
+
+    Raises
+    ------
+    ValueError
+        If fewer than 2 distinct budgets, or a non-positive or missing value.
+    """
+    missing = {flops, "n_opt", "d_opt"} - set(table.columns)
+    if missing:
+        raise ValueError(f"table lacks column(s) {sorted(missing)}")
+    cols = table[[flops, "n_opt", "d_opt"]].to_numpy(dtype=float)
+    if not (np.isfinite(cols).all() and (cols > 0).all()):
+        raise ValueError(f"table columns {flops}, n_opt and d_opt must be finite and > 0")
+    log_c, log_n, log_d = np.log(cols).T
+    if np.unique(log_c).size < 2:
+        raise ValueError(f"table needs at least 2 distinct budgets, got {np.unique(log_c).size}")
+    a, log_k = np.polyfit(log_c, log_n, 1)
+    b, log_kd = np.polyfit(log_c, log_d, 1)
+    return Allocation(float(a), float(np.exp(log_k)), float(b), float(np.exp(log_kd)), len(cols))

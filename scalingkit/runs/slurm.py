@@ -1,7 +1,7 @@
 """Slurm, as a sweep uses it: the per-job resource request, partitions and job states.
 
 A sweep on Slurm submits one job per run through ``submitit``
-(:class:`scalingkit.runs.executors.SubmititExecutor`) and then watches the jobs with
+(:class:`scalingkit.runs.submitit_executor.SubmititExecutor`) and then watches the jobs with
 ``squeue``, which knows pending and running jobs and, for ``MinJobAge``
 seconds (default 300), finished ones. It never uses ``sacct``, which needs an
 accounting database that small clusters often lack (without one, submitit's

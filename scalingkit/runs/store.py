@@ -28,28 +28,9 @@ continues from its checkpoint because the trainer resumes from
 Concurrency
 -----------
 A process works on a run only while it holds the run's *claim*,
-``runs/<id>/claim.json``, created atomically (a hard link of a complete
-temporary file, which fails if the claim exists) under the store's lock. The
-claim names its owner (pid, host name, start time, a random token), and the
-owner touches it every :data:`HEARTBEAT_S` seconds while it trains. So two
-sweeps on one folder, or a sweep and a process pool, never train the same run:
-:meth:`RunStore.pending` leaves out runs claimed by a live process, and
-:meth:`RunStore.try_claim` refuses them. A claim is *stale*, and taken over by
-the next process that wants the run, when
-
-- its owner ran on this host and that pid is gone (or is a zombie), or is
-  this very process, which does not hold it any more (a pid reused after a
-  restart), or
-- its heartbeat is older than ``claim_timeout_s`` (default
-  :data:`CLAIM_TIMEOUT_S`, 10 minutes). This is the only rule for a claim
-  from another host, whose pids cannot be checked from here: a run whose
-  owner died on another node is retried 10 minutes after its last heartbeat.
-  A process stopped for longer than that (suspended, not killed) can lose its
-  claim; it then neither writes the run's outcome nor removes the new claim.
-
-The lock is ``fcntl.flock`` on ``DIR/.lock``; on NFS, Linux maps it to POSIX
-locks, which need a working lock daemon, and the clocks of the hosts should
-agree to within a minute for the heartbeat rule.
+``runs/<id>/claim.json``; see :mod:`scalingkit.runs.claims`. Records and
+folders are written atomically (:mod:`scalingkit.runs.files`); a record is a
+:class:`~scalingkit.runs.record.RunRecord`.
 
 What a store was made for
 -------------------------
@@ -62,364 +43,34 @@ that a fit would then read as one (see :meth:`RunStore.bind_spec`).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import math
 import os
-import socket
-import tempfile
-import threading
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from scalingkit.runs import claims, export
+from scalingkit.runs.claims import CLAIM_TIMEOUT_S, Claim
+from scalingkit.runs.files import (
+    LOCK_FILE,
+    atomic_write_json,
+    create_exclusive,
+    json_bytes,
+    json_safe,
+    json_type,
+    read_json_file,
+)
+from scalingkit.runs.record import STATUSES, RunRecord, config_hash
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: claims stay atomic, writes are not serialised
     fcntl = None
 
-#: Every status a run can have.
-STATUSES = ("planned", "running", "done", "diverged", "failed")
-#: Statuses that a resumed sweep does not run again.
-FINAL_STATUSES = ("done", "diverged")
-#: Length of a run id (hex digits of the SHA-256 of the config).
-ID_LENGTH = 16
-#: Seconds between two touches of a held claim.
-HEARTBEAT_S = 30.0
-#: Seconds after its last heartbeat that a claim counts as abandoned, whatever its host.
-CLAIM_TIMEOUT_S = 600.0
 _FORMAT = "scalingkit-run-store/1"
 _MARKER = "store.json"
 _LOG = "sweeps.json"
-_LOCK = ".lock"
-_CLAIM = "claim.json"
-_RECORD_FIELDS = {"id": (str,), "config": (dict,), "plan": (dict,), "status": (str,),
-                  "result": (dict, type(None)), "error": (str, type(None)),
-                  "history": (list,)}
-_REQUIRED_FIELDS = ("id", "config", "plan")
-
-
-def config_hash(config: Mapping[str, Any]) -> str:
-    """Return the run id of a training config: a hash of its canonical JSON.
-
-    Parameters
-    ----------
-    config : mapping
-        The full training config as plain JSON types (``TrainConfig.to_dict()``).
-
-    Returns
-    -------
-    str
-        The first :data:`ID_LENGTH` hex digits of the SHA-256 of the config
-        serialised with sorted keys, so key order does not matter.
-    """
-    try:
-        text = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"config is not plain JSON data: {exc}") from exc
-    return hashlib.sha256(text.encode()).hexdigest()[:ID_LENGTH]
-
-
-def _json_bytes(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n").encode()
-
-
-def _fsync_dir(folder: Path) -> None:
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def _temp_copy(path: Path, data: bytes) -> str:
-    """Write ``data`` to a new, fsync'ed temporary file beside ``path``; return its name."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return tmp
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see all of it or none.
-
-    The data go to a temporary file in the same folder, which is flushed,
-    fsync'ed and renamed over ``path``; the folder is fsync'ed afterwards so
-    the rename itself survives a power cut.
-    """
-    path = Path(path)
-    tmp = _temp_copy(path, data)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically (see :func:`atomic_write_bytes`).
-
-    Nothing is written, and no temporary file is left, when ``obj`` is not
-    plain JSON data.
-    """
-    atomic_write_bytes(path, _json_bytes(obj))
-
-
-def create_exclusive(path: Path, data: bytes) -> bool:
-    """Create ``path`` holding ``data`` unless it exists; True if this call created it.
-
-    The complete file is written under a temporary name and hard-linked to
-    ``path``; the link fails if ``path`` exists, so of two processes racing
-    exactly one wins and nobody ever sees a half-written file. Where the file
-    system has no hard links, ``open(O_CREAT | O_EXCL)`` does the same job.
-    """
-    path = Path(path)
-    tmp = _temp_copy(path, data)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        return False
-    except OSError:  # no hard links here (some FUSE or SMB mounts)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-    return True
-
-
-def json_safe(obj: Any) -> Any:
-    """Copy ``obj`` with non-finite floats (a diverged loss) replaced by None.
-
-    JSON has no NaN or infinity, and records must stay strict JSON.
-    """
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, Mapping):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [json_safe(v) for v in obj]
-    return obj
-
-
-def _json_type(obj: Any) -> str:
-    """The JSON name of a parsed value's type, for error messages."""
-    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
-    return names.get(type(obj), "number")
-
-
-def read_json_file(path: Path) -> Any:
-    """Parse a JSON file, or raise a one-line ``ValueError`` that names it.
-
-    Raises
-    ------
-    ValueError
-        If the file cannot be read or is not valid JSON.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a JSON text file") from None
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(
-            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-        ) from None
-
-
-@dataclass
-class RunRecord:
-    """Everything the store knows about one run.
-
-    Attributes
-    ----------
-    id : str
-        :func:`config_hash` of ``config``.
-    config : dict
-        The full training config (``TrainConfig.to_dict()``).
-    plan : dict
-        What the planner intended: at least ``budget`` (FLOP), ``params`` and
-        ``tokens``; see :mod:`scalingkit.runs.sweep`.
-    status : str
-        One of :data:`STATUSES`.
-    result : dict or None
-        ``TrainResult.to_dict()`` once the run finished (done or diverged),
-        including its training curves.
-    error : str or None
-        The message of the latest failure, or the trainer's message for a
-        diverged run; kept while a failed run is retried and cleared when it
-        ends ``done`` (every message stays in ``history``).
-    history : list of dict
-        Every status change as ``{"status": ..., "time": <unix seconds>}``,
-        with ``"error"`` when the change carried a message and ``"host"`` and
-        ``"pid"`` for the process that started a run.
-    """
-
-    id: str
-    config: dict
-    plan: dict
-    status: str = "planned"
-    result: dict | None = None
-    error: str | None = None
-    history: list[dict] = field(default_factory=list)
-
-    @property
-    def is_final(self) -> bool:
-        """True for a run that a resumed sweep skips (done or diverged)."""
-        return self.status in FINAL_STATUSES
-
-    def to_dict(self) -> dict:
-        """The record as plain JSON data."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> RunRecord:
-        """Rebuild a record from :meth:`to_dict` output, checking every field.
-
-        Raises
-        ------
-        ValueError
-            If ``data`` is not an object, lacks a field, has an unknown one,
-            a field of the wrong type, or an unknown status.
-        """
-        if not isinstance(data, Mapping):
-            raise ValueError(f"expected a JSON object, got a JSON {_json_type(data)}")
-        missing = [k for k in _REQUIRED_FIELDS if k not in data]
-        if missing:
-            raise ValueError(f"missing field(s) {', '.join(missing)}")
-        unknown = sorted(set(data) - set(_RECORD_FIELDS))
-        if unknown:
-            raise ValueError(f"unknown field(s) {', '.join(unknown)}")
-        for key, types in _RECORD_FIELDS.items():
-            if key in data and not isinstance(data[key], types):
-                raise ValueError(f"field {key!r} is a JSON {_json_type(data[key])}")
-        if not all(isinstance(h, Mapping) for h in data.get("history", [])):
-            raise ValueError("field 'history' must hold objects")
-        record = cls(**dict(data))
-        if record.status not in STATUSES:
-            raise ValueError(f"unknown status {record.status!r}")
-        return record
-
-
-# --------------------------------------------------------------------------- claims
-
-#: Claims this process holds: token -> Claim (so a claim with our own pid that is
-#: not in here is a leftover of an earlier process with the same pid).
-_HELD: dict[str, Claim] = {}
-_HELD_LOCK = threading.Lock()
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether a process with this pid runs on this host (a zombie counts as dead)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    except OSError:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:  # no /proc (macOS), or it just exited
-        return True
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
-
-
-class Claim:
-    """This process's hold on one run; see the module docstring.
-
-    Use it as a context manager: inside, a daemon thread touches the claim
-    file every :data:`HEARTBEAT_S` seconds; on exit the claim is released.
-
-    Attributes
-    ----------
-    run_id : str
-    path : Path
-        The claim file, ``runs/<id>/claim.json``.
-    owner : dict
-        ``pid``, ``host``, ``started`` (unix seconds) and ``token``.
-    """
-
-    def __init__(self, store: RunStore, run_id: str, owner: dict) -> None:
-        self.store = store
-        self.run_id = run_id
-        self.path = store.run_dir(run_id) / _CLAIM
-        self.owner = owner
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def held(self) -> bool:
-        """True while the claim file still carries this claim's token."""
-        current = self.store._read_claim(self.run_id)
-        return current is not None and current.get("token") == self.owner["token"]
-
-    def heartbeat(self) -> None:
-        """Touch the claim file (its modification time is the heartbeat)."""
-        with contextlib.suppress(FileNotFoundError):
-            os.utime(self.path)
-
-    def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
-            self.heartbeat()
-
-    def __enter__(self) -> Claim:
-        self._thread = threading.Thread(target=self._beat, daemon=True,
-                                        name=f"claim-{self.run_id}")
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-    def release(self) -> None:
-        """Stop the heartbeat and remove the claim file if it is still this claim's."""
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-        with _HELD_LOCK:
-            _HELD.pop(self.owner["token"], None)
-        with self.store._lock():
-            if self.held:
-                self.path.unlink(missing_ok=True)
-
-
-def release_all_claims() -> int:
-    """Release every claim this process holds (for a job about to be preempted).
-
-    Returns
-    -------
-    int
-        Claims released.
-    """
-    with _HELD_LOCK:
-        claims = list(_HELD.values())
-    for claim in claims:
-        claim.release()
-    return len(claims)
 
 
 # --------------------------------------------------------------------------- the store
@@ -478,7 +129,7 @@ class RunStore:
         if fcntl is None:  # pragma: no cover - Windows
             yield
             return
-        fd = os.open(self.root / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -500,7 +151,7 @@ class RunStore:
             raise ValueError(f"{self.root} is not a run store (no {_MARKER})")
         data = read_json_file(path)
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a JSON object, got a JSON {_json_type(data)}")
+            raise ValueError(f"{path}: expected a JSON object, got a JSON {json_type(data)}")
         if data.get("format") != _FORMAT:
             raise ValueError(f"{path}: not a scalingkit run store (format "
                              f"{data.get('format')!r}, expected {_FORMAT!r})")
@@ -530,7 +181,7 @@ class RunStore:
                 probe = self.root / f".write-probe.{os.getpid()}"
                 probe.write_text("ok")
                 probe.unlink()
-            elif not create_exclusive(self.marker_path, _json_bytes(
+            elif not create_exclusive(self.marker_path, json_bytes(
                     {"format": _FORMAT, "created": time.time()})):
                 self.read_marker()  # another process created it just now
         except OSError as exc:
@@ -697,83 +348,22 @@ class RunStore:
             out[record.status] += 1
         return out
 
-    # -- claims ---------------------------------------------------------------
+    # -- claims (scalingkit.runs.claims) ---------------------------------------
     def _read_claim(self, run_id: str) -> dict | None:
         """The owner written in a run's claim file, ``{}`` if unreadable, None if none."""
-        try:
-            data = json.loads((self.run_dir(run_id) / _CLAIM).read_text())
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        return claims.read_claim(self, run_id)
 
     def claim_of(self, run_id: str) -> dict | None:
-        """Who holds a run: the claim's owner plus ``age_s`` and ``stale``, or None.
-
-        ``age_s`` is the time since the last heartbeat (seconds); ``stale`` says
-        whether another process may take the run over (module docstring).
-        """
-        path = self.run_dir(run_id) / _CLAIM
-        owner = self._read_claim(run_id)
-        try:
-            age = max(0.0, time.time() - path.stat().st_mtime)
-        except FileNotFoundError:
-            return None
-        if owner is None:
-            return None
-        return {**owner, "age_s": age, "stale": self._is_stale(owner, age)}
-
-    def _is_stale(self, owner: Mapping[str, Any], age_s: float) -> bool:
-        if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int):
-            if owner["pid"] == os.getpid():
-                with _HELD_LOCK:
-                    return owner.get("token") not in _HELD
-            if not _pid_alive(owner["pid"]):
-                return True
-        return age_s > self.claim_timeout_s
+        """Who holds a run: the claim's owner plus ``age_s`` and ``stale``, or None."""
+        return claims.claim_of(self, run_id)
 
     def try_claim(self, run_id: str) -> Claim | None:
-        """Take a run for this process, or return None if a live process holds it.
-
-        A stale claim (its owner is gone) is taken over. Use the returned
-        :class:`Claim` as a context manager so that it heartbeats and is
-        released.
-
-        Raises
-        ------
-        KeyError
-            If no run has this id.
-        """
-        if run_id not in self:
-            raise KeyError(run_id)
-        owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-                 "token": uuid.uuid4().hex}
-        path = self.run_dir(run_id) / _CLAIM
-        with self._lock():
-            if not create_exclusive(path, _json_bytes(owner)):
-                current = self.claim_of(run_id)
-                if current is not None and not current["stale"]:
-                    return None
-                atomic_write_json(path, owner)  # take over (the lock keeps this exclusive)
-            claim = Claim(self, run_id, owner)
-            with _HELD_LOCK:
-                _HELD[owner["token"]] = claim
-        return claim
+        """Take a run for this process, or None if a live process holds it (KeyError: no run)."""
+        return claims.try_claim(self, run_id)
 
     def break_claim(self, run_id: str) -> bool:
-        """Remove a run's claim whoever holds it (its owner is known to be dead).
-
-        Returns
-        -------
-        bool
-            Whether there was a claim.
-        """
-        path = self.run_dir(run_id) / _CLAIM
-        with self._lock():
-            existed = path.exists()
-            path.unlink(missing_ok=True)
-        return existed
+        """Remove a run's claim whoever holds it (its owner is dead); whether there was one."""
+        return claims.break_claim(self, run_id)
 
     # -- writing ------------------------------------------------------------
     def add(self, config: Mapping[str, Any], plan: Mapping[str, Any] | None = None) -> str:
@@ -802,7 +392,7 @@ class RunStore:
             record = RunRecord(id=run_id, config=dict(config), plan=json_safe(dict(plan or {})),
                                history=[{"status": "planned", "time": time.time()}])
             self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
-            create_exclusive(self._record_path(run_id), _json_bytes(record.to_dict()))
+            create_exclusive(self._record_path(run_id), json_bytes(record.to_dict()))
         return run_id
 
     def update(
@@ -847,103 +437,11 @@ class RunStore:
                 out.append(record.id)
         return out
 
-    # -- export -----------------------------------------------------------------
+    # -- export (scalingkit.runs.export) ----------------------------------------
     def check_export(self, dest: str | os.PathLike, *, merge: bool = False) -> None:
-        """Raise ``ValueError`` if :meth:`export` to ``dest`` would be refused.
-
-        Cheap enough to call before a sweep trains anything.
-        """
-        dest = Path(dest)
-        here, there = self.root.resolve(), dest.resolve()
-        if here == there or there.is_relative_to(here) or here.is_relative_to(there):
-            raise ValueError(f"cannot export the run store {self.root} into {dest}: "
-                             "one folder contains the other; choose a separate folder")
-        if dest.exists() and not dest.is_dir():
-            raise ValueError(f"export destination {dest} is a file, not a folder")
-        above = dest
-        while not above.exists() and above != above.parent:
-            above = above.parent
-        if not above.is_dir():
-            raise ValueError(f"export destination {dest} cannot be created: {above} is a file")
-        if not dest.is_dir() or not any(dest.iterdir()):
-            return
-        if not merge:
-            raise ValueError(f"export destination {dest} is not empty; choose an empty folder, "
-                             "or pass --merge (merge=True) to add these records to the store there")
-        other = RunStore(dest)
-        other.read_marker()
-        ours, theirs = self.made_for(), other.made_for()
-        if ours is not None and theirs is not None and ours != theirs:
-            raise ValueError(f"cannot merge into {dest}: it was made for a different sweep "
-                             "spec; export into an empty folder instead")
+        """Raise ``ValueError`` if :meth:`export` to ``dest`` would be refused (cheap)."""
+        export.check_export(self, dest, merge=merge)
 
     def export(self, dest: str | os.PathLike, *, merge: bool = False) -> int:
-        """Copy the store's records and sweep log, without checkpoints (for committing).
-
-        Only ``store.json``, ``sweeps.json`` and each ``runs/<id>/record.json``
-        are copied; checkpoints, claims, temporary files and the trainer's own
-        ``config.json``/``result.json`` (duplicated in the record) are not.
-
-        Parameters
-        ----------
-        dest : str or PathLike
-            A new or empty folder; with ``merge=True`` also an existing store.
-        merge : bool, default=False
-            Add the records to the store at ``dest``. Its ``store.json`` stays,
-            the entries of both ``sweeps.json`` are kept (ours appended), and a
-            run in both keeps the record that got further: a finished one over
-            an unfinished one, else ours. Two different finished records of one
-            run are a conflict, and then nothing is written.
-
-        Returns
-        -------
-        int
-            The number of records in this store, all now present at ``dest``.
-
-        Raises
-        ------
-        ValueError
-            If ``dest`` is this store (or inside it, or around it), is not
-            empty and ``merge`` is False, is not a run store when merging, was
-            made for another spec, or holds conflicting records.
-        """
-        self.check_export(dest, merge=merge)
-        self.read_marker()
-        dest = Path(dest)
-        other = RunStore(dest)
-        copies, conflicts = [], []
-        for run_id in self.ids():
-            record = self.get(run_id)  # a corrupt record stops the export here
-            data = self._record_path(run_id).read_bytes()
-            if run_id in other:
-                theirs = other.get(run_id)
-                if other._record_path(run_id).read_bytes() == data:
-                    continue
-                if theirs.is_final and record.is_final:
-                    conflicts.append(run_id)
-                    continue
-                if theirs.is_final:
-                    continue
-            copies.append((run_id, data))
-        if conflicts:
-            raise ValueError(f"cannot merge into {dest}: {len(conflicts)} run(s) finished "
-                             f"differently in the two stores ({', '.join(conflicts[:3])}"
-                             f"{', ...' if len(conflicts) > 3 else ''}); nothing was written")
-        try:
-            other.runs_dir.mkdir(parents=True, exist_ok=True)
-            # Lock a destination that sweeps write to (it has a .lock); a plain export
-            # folder stays free of one.
-            lock = other._lock() if (dest / _LOCK).exists() else contextlib.nullcontext()
-            with lock:
-                if not other.marker_path.exists():
-                    atomic_write_bytes(other.marker_path, self.marker_path.read_bytes())
-                log, ours = other.read_log(), self.read_log()
-                new = [e for e in ours if e not in log]
-                if new:
-                    atomic_write_json(other.log_path, [*log, *new])
-                for run_id, data in copies:
-                    other.run_dir(run_id).mkdir(exist_ok=True)
-                    atomic_write_bytes(other._record_path(run_id), data)
-        except OSError as exc:
-            raise ValueError(f"cannot export to {dest}: {exc.strerror or exc}") from exc
-        return len(self.ids())
+        """Copy records and sweep log to ``dest``, no checkpoints; see :func:`.export.export`."""
+        return export.export(self, dest, merge=merge)

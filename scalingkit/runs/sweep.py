@@ -314,7 +314,7 @@ def _candidate(
     if not spec.min_params <= n <= spec.max_params:
         return f"{n:,} params outside [{spec.min_params:.3g}, {spec.max_params:.3g}]"
     fpt_exact = flops.training_flops_per_token(model.shape)
-    fpt = fpt_exact if spec.budget_flops == "exact" else 6.0 * n
+    fpt = fpt_exact if spec.budget_flops == "exact" else flops.flops_6nd(n, 1)  # 6N per token
     tokens_per_step = spec.batch_size * spec.n_ctx
     steps = int(round(budget / fpt / tokens_per_step))  # whole steps: the run sees all D
     tokens = steps * tokens_per_step
@@ -326,7 +326,7 @@ def _candidate(
     return PlannedRun(
         budget=budget, size_index=i, n_target=target, params=n,
         params_non_embedding=model.n_params_non_embedding(), tokens=tokens,
-        flops_exact=fpt_exact * tokens, flops_6nd=6.0 * n * tokens, steps=steps,
+        flops_exact=fpt_exact * tokens, flops_6nd=flops.flops_6nd(n, tokens), steps=steps,
         epochs=epochs, config=_train_config(spec, model, tokens, steps),
     )
 
@@ -443,7 +443,7 @@ def run_sweep(
     **executor_options
         Passed to the executor (for Slurm: ``resources=SlurmResources(...)``,
         ``pending_limit_s``, ``wait_limit_s``; see
-        :class:`~scalingkit.runs.executors.SubmititExecutor`).
+        :class:`~scalingkit.runs.submitit_executor.SubmititExecutor`).
 
     Returns
     -------

@@ -33,7 +33,7 @@ import pandas as pd
 
 from scalingkit.core import flops
 from scalingkit.core.models import GPTConfig, shape_for_params
-from scalingkit.fit.stats import relative_error
+from scalingkit.fit.stats import percentile_ci, relative_error
 
 #: The smallest ratio of the predicted budget to the largest fitted budget.
 MIN_EXTRAPOLATION = 4.0
@@ -147,8 +147,7 @@ def make_prediction(frame: pd.DataFrame, recipe: Mapping[str, Any], *, budget: f
         d_arr = np.full(1, float(config["tokens"]))
         samples = [s["E"] + s["A"] / n_arr[0] ** s["alpha"] + s["B"] / d_arr[0] ** s["beta"]
                    for s in _rows(law.bootstrap_)]
-        out["predicted_loss_ci"] = [float(np.percentile(samples, 2.5)),
-                                    float(np.percentile(samples, 97.5))]
+        out["predicted_loss_ci"] = percentile_ci(np.asarray(samples), 0.95)
     return out
 
 
@@ -167,8 +166,8 @@ def write_prediction(path: str | Path, prediction: Mapping[str, Any], *,
         What was written: the prediction plus ``predicted_at`` (UTC),
         ``source``, ``commands`` and ``provenance``; the outcome keys are None.
     """
+    from scalingkit.runs.files import atomic_write_json, json_safe
     from scalingkit.runs.provenance import provenance
-    from scalingkit.runs.store import atomic_write_json, json_safe
 
     path = Path(path)
     if path.exists():
@@ -235,8 +234,8 @@ def record_outcome(path: str | Path, result: Mapping[str, Any], *, command: str 
         No prediction; an outcome already recorded; the run did not finish;
         ``trained_at`` not later than ``predicted_at``.
     """
+    from scalingkit.runs.files import atomic_write_json
     from scalingkit.runs.provenance import provenance
-    from scalingkit.runs.store import atomic_write_json
 
     record = load_prediction(path)
     if record.get("actual_loss") is not None:

@@ -29,6 +29,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
 
+from scalingkit.core.flops import flops_6nd
+from scalingkit.fit import compute_optimal_allocation
+
 _COEFS = ("E", "A", "B", "alpha", "beta")
 
 
@@ -62,11 +65,8 @@ def compute_optimal_loss(law: object, flops: float) -> float:
     c = law_coefficients(law)
     if not (math.isfinite(flops) and flops > 0):
         raise ValueError(f"flops must be a positive number, got {flops!r}")
-    al, be = c["alpha"], c["beta"]
-    g = (al * c["A"] / (be * c["B"])) ** (1 / (al + be))
-    n = g * (flops / 6) ** (be / (al + be))
-    d = flops / (6 * n)
-    return c["E"] + c["A"] / n**al + c["B"] / d**be
+    n, d = compute_optimal_allocation(flops, alpha=c["alpha"], beta=c["beta"], A=c["A"], B=c["B"])
+    return c["E"] + c["A"] / n ** c["alpha"] + c["B"] / d ** c["beta"]
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,9 @@ def inference_optimal(law: object, loss: float, inference_tokens: float) -> Allo
     def total(x: float) -> float:
         n = math.exp(x)
         d = tokens_for_loss(coef, n, loss)
-        return math.log(6 * n * d + 2 * n * inference_tokens) if math.isfinite(d) else math.inf
+        if not math.isfinite(d):
+            return math.inf
+        return math.log(flops_6nd(n, d) + 2 * n * inference_tokens)
 
     grid = x_min + np.linspace(1e-6, 12.0, 400)
     values = np.array([total(x) for x in grid])
@@ -145,7 +147,7 @@ def inference_optimal(law: object, loss: float, inference_tokens: float) -> Allo
     x = float(res.x) if res.fun <= values[i] else float(grid[i])
     n = math.exp(x)
     d = tokens_for_loss(coef, n, loss)
-    train, infer = 6 * n * d, 2 * n * inference_tokens
+    train, infer = flops_6nd(n, d), 2 * n * inference_tokens
     return Allocation(loss=loss, inference_tokens=float(inference_tokens), params=n, tokens=d,
                       train_flops=train, inference_flops=infer, total_flops=train + infer,
                       tokens_per_param=d / n)

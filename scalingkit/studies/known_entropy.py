@@ -241,7 +241,7 @@ def profile_E(params: Any, tokens: Any, loss: Any, e_values: Any, *,
 
     from scipy.optimize import minimize
 
-    from scalingkit.fit.parametric import huber_objective
+    from scalingkit.fit.objective import huber_objective
 
     n, d, lo = (np.asarray(v, dtype=float) for v in (params, tokens, loss))
     e_arr = np.asarray(e_values, dtype=float)

@@ -22,9 +22,9 @@ HELP = "Porian et al. ladder: plan, run and fit the Kaplan-to-Chinchilla steps"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the ``plan``, ``run`` and ``fit`` actions."""
     from scalingkit.runs.executors import EXECUTORS
-    from scalingkit.studies.porian2024 import METHODS, STEPS
+    from scalingkit.studies.porian2024 import METHODS, RUNGS
 
-    names = [s.name for s in STEPS]
+    names = [s.name for s in RUNGS]
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = sub.add_parser("plan", help="print a step's runs and its cost")
     p.add_argument("step", choices=names)
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from scalingkit.studies import porian2024 as porian
 
     if args.action == "plan":
-        plan = porian.plan_step(args.step)
+        plan = porian.plan_rung(args.step)
         print(f"{args.step}: {len(plan.runs)} runs, {plan.total_flops:.3g} FLOP, about "
               f"{plan.estimate_seconds(args.flop_per_s) / 60:.0f} min at "
               f"{args.flop_per_s:.3g} FLOP/s")
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "throughput":
         if args.output:  # before the timing, not after it
             _check_output(args.output, make_parents=True)
-        plan = porian.plan_step(args.step)
+        plan = porian.plan_rung(args.step)
         table = porian.measure_throughput(plan, n_steps=args.steps)
         estimate = porian.estimate_seconds(plan, table)
         print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
@@ -91,10 +91,10 @@ def run(args: argparse.Namespace) -> int:
         RunStore(args.out).ensure_writable()
         if args.export:  # refuse a bad destination before any training
             RunStore(args.out).check_export(args.export)
-        plan = porian.plan_step(args.step)
+        plan = porian.plan_rung(args.step)
         store = RunStore(args.out)
         for r in plan.runs:  # plan metadata names the step and its FLOP count
-            store.add(r.config, plan={**r.plan_dict(porian.get_step(args.step).budget_count),
+            store.add(r.config, plan={**r.plan_dict(porian.get_rung(args.step).budget_count),
                                       "step": args.step})
         command = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         store = run_sweep(plan, args.out, executor=args.executor, workers=args.workers,
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     stores = _named_stores(args.stores)
     if args.output:
         _check_output(args.output, reads=stores.values(), make_parents=True)
-    frames = {name: porian.step_frame(path) for name, path in stores.items()}
+    frames = {name: porian.rung_frame(path) for name, path in stores.items()}
     table = porian.exponent_table(frames, methods=args.method, n_bootstrap=args.bootstrap)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     if args.output:
@@ -124,9 +124,9 @@ def _named_stores(items: list[str]) -> dict[str, str]:
         For a malformed item, an unknown or repeated step name, or a store
         whose runs were planned for another step (or for no step at all).
     """
-    from scalingkit.studies.porian2024 import STEPS
+    from scalingkit.studies.porian2024 import RUNGS
 
-    names = [s.name for s in STEPS]
+    names = [s.name for s in RUNGS]
     stores: dict[str, str] = {}
     for item in items:
         name, sep, path = item.partition("=")
@@ -161,7 +161,7 @@ def _write_json(path: str, data: dict) -> None:
     """Write ``data`` plus its provenance (command, version, commit, machine)."""
     from pathlib import Path
 
-    from scalingkit.runs.store import atomic_write_json, json_safe
+    from scalingkit.runs.files import atomic_write_json, json_safe
     from scalingkit.runs.sweep import provenance
 
     command = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -209,7 +209,7 @@ def tokens_for_flop_budget(
     if convention == "exact":
         per_token = flops.training_flops_per_token(model.shape)
     elif convention == "6nd":
-        per_token = 6.0 * model.n_params_non_embedding()
+        per_token = flops.flops_6nd(model.n_params_non_embedding(), 1)  # 6N per token
     else:
         raise ValueError(f"convention must be 'exact' or '6nd', got {convention!r}")
     return max(1, round(flop_budget / per_token))

@@ -119,7 +119,8 @@ def run_kaplan(
     RunStore
     """
     from scalingkit.runs.executors import DEFAULT_TRAINER, SequentialExecutor
-    from scalingkit.runs.store import RunStore, atomic_write_json
+    from scalingkit.runs.files import atomic_write_json
+    from scalingkit.runs.store import RunStore
 
     chosen = tuple(EXPERIMENTS if experiments is None else experiments)
     unknown = [e for e in chosen if e not in EXPERIMENTS]

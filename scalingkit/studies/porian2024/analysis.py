@@ -17,12 +17,12 @@ import pandas as pd
 
 from scalingkit.core import flops
 from scalingkit.core.models import shape_for_params
-from scalingkit.fit import ScalingFitWarning
+from scalingkit.fit import ScalingFitWarning, compute_optimal_allocation, percentile_ci
 from scalingkit.studies.porian2024.plan import CONVENTIONS
 
 
-def step_frame(source: str | Path) -> pd.DataFrame:
-    """Finished runs of one step's run store, with both parameter counts.
+def rung_frame(source: str | Path) -> pd.DataFrame:
+    """Finished runs of one rung's run store, with both parameter counts.
 
     Parameters
     ----------
@@ -32,7 +32,7 @@ def step_frame(source: str | Path) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        ``budget`` (FLOP, the step's own count), ``params_non_embedding``,
+        ``budget`` (FLOP, the rung's own count), ``params_non_embedding``,
         ``params_with_head``, ``tokens``, ``flops_exact`` (FLOP),
         ``flops_kaplan`` (``6 N D`` with the non-embedding N, FLOP) and
         ``loss`` (validation, nats/token).
@@ -113,7 +113,7 @@ def optimum_table(frame: pd.DataFrame, convention: str = "with_head") -> pd.Data
     Parameters
     ----------
     frame : DataFrame
-        As from :func:`step_frame`.
+        As from :func:`rung_frame`.
     convention : {"kaplan", "with_head"}, default="with_head"
 
     Returns
@@ -138,7 +138,7 @@ def fit_exponent(frame: pd.DataFrame, convention: str = "with_head", *, n_bootst
     Parameters
     ----------
     frame : DataFrame
-        As from :func:`step_frame` (or :func:`counting_experiment`).
+        As from :func:`rung_frame` (or :func:`counting_experiment`).
     convention : {"kaplan", "with_head"}, default="with_head"
     n_bootstrap : int, default=200
         Bootstrap resamples (runs resampled within each budget) for the interval
@@ -189,7 +189,7 @@ def fit_exponent(frame: pd.DataFrame, convention: str = "with_head", *, n_bootst
                 except ValueError:  # a resample with too few distinct sizes
                     continue
             if samples:
-                ci = list(np.percentile(samples, [2.5, 97.5]))
+                ci = percentile_ci(np.asarray(samples), 0.95)
     else:
         try:
             with warnings.catch_warnings():
@@ -215,12 +215,12 @@ def fit_exponent(frame: pd.DataFrame, convention: str = "with_head", *, n_bootst
 def exponent_table(frames: Mapping[str, pd.DataFrame],
                    conventions: Sequence[str] = CONVENTIONS,
                    methods: Sequence[str] = ("parabola",), **kwargs: Any) -> pd.DataFrame:
-    """``a`` with its interval for every step, convention and method: one row each.
+    """``a`` with its interval for every rung, convention and method: one row each.
 
     Parameters
     ----------
     frames : mapping
-        Step name -> its runs (:func:`step_frame`).
+        Rung name -> its runs (:func:`rung_frame`).
     conventions : sequence of str, default=CONVENTIONS
     methods : sequence of str, default=("parabola",)
         Of :data:`METHODS`.
@@ -265,7 +265,7 @@ def counting_experiment(
     Returns
     -------
     pandas.DataFrame
-        The columns of :func:`step_frame` plus ``d_model`` and ``n_layer``.
+        The columns of :func:`rung_frame` plus ``d_model`` and ``n_layer``.
     """
     missing = [k for k in ("E", "A", "B", "alpha", "beta") if k not in law]
     if missing:
@@ -275,12 +275,11 @@ def counting_experiment(
     if noise < 0 or (noise > 0 and rng is None):
         raise ValueError("noise must be >= 0, and needs an rng when > 0")
     e, a_, b_, al, be = (float(law[k]) for k in ("E", "A", "B", "alpha", "beta"))
-    g = (al * a_ / (be * b_)) ** (1 / (al + be))  # optimum of the law under C = 6ND
     rows = []
     for c in budgets:
         if not (math.isfinite(c) and c > 0):
             raise ValueError(f"budgets must be positive FLOP counts, got {c!r}")
-        centre = g * (c / 6) ** (be / (al + be))
+        centre = compute_optimal_allocation(c, alpha=al, beta=be, A=a_, B=b_)[0]
         seen = set()
         for target in centre * span ** np.linspace(-0.5, 0.5, sizes_per_budget):
             model = shape_for_params(float(target), n_ctx=n_ctx, vocab_size=vocab_size,
@@ -296,7 +295,8 @@ def counting_experiment(
             rows.append({
                 "budget": float(c), "params_non_embedding": model.n_params_non_embedding(),
                 "params_with_head": n_head, "tokens": tokens, "flops_exact": float(c),
-                "flops_kaplan": 6.0 * model.n_params_non_embedding() * tokens, "loss": loss,
+                "flops_kaplan": flops.flops_6nd(model.n_params_non_embedding(), tokens),
+                "loss": loss,
                 "d_model": model.d_model, "n_layer": model.n_layer,
             })
     return pd.DataFrame(rows)
@@ -332,6 +332,6 @@ def head_share(targets: Sequence[float], *, vocab_size: int = 256,
             "d_model": model.d_model, "n_layer": model.n_layer, "params_non_embedding": n_ne,
             "params_with_head": model.n_params_with_head(),
             "param_ratio": model.n_params_with_head() / n_ne,
-            "flop_ratio": flops.training_flops_per_token(model.shape) / (6.0 * n_ne),
+            "flop_ratio": flops.training_flops_per_token(model.shape) / flops.flops_6nd(n_ne, 1),
         })
     return pd.DataFrame(rows)

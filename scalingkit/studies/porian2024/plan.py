@@ -12,12 +12,12 @@ Porian et al. traced the gap between Kaplan et al.'s compute-optimal exponent
 They also tested Hoffmann et al.'s hypothesis that the cosine schedule must end
 at the run's own horizon, and found it not essential once the rest is fixed.
 
-Each rung of the ladder here is a :class:`PorianStep`: a named IsoFLOP sweep
-that corrects one more factor than the previous rung. :func:`plan_step` turns a
-step into a :class:`~scalingkit.runs.sweep.SweepPlan` that the ordinary sweep
+Each rung of the ladder here is a :class:`PorianRung`: a named IsoFLOP sweep
+that corrects one more factor than the previous rung. :func:`plan_rung` turns a
+rung into a :class:`~scalingkit.runs.sweep.SweepPlan` that the ordinary sweep
 machinery (:func:`scalingkit.runs.sweep.run_sweep`) trains into its own run store,
 and :func:`exponent_table` fits ``N_opt = k C^a`` with bootstrap intervals for
-every step under both ways of counting (:data:`CONVENTIONS`).
+every rung under both ways of counting (:data:`CONVENTIONS`).
 
 Units: N in parameters, D in tokens, C in FLOP, loss in nats/token.
 
@@ -45,7 +45,7 @@ from scalingkit.runs.sweep import PlannedRun, SweepPlan, SweepSpec, plan_sweep
 #: ``"with_head"``: N = non-embedding parameters plus the output head, C = the
 #: exact FLOP of every matmul, the head's included.
 CONVENTIONS = ("kaplan", "with_head")
-#: The step ladder's compute budgets (FLOP): 4 budgets, a factor 3 apart, 1.43 decades.
+#: The ladder's compute budgets (FLOP): 4 budgets, a factor 3 apart, 1.43 decades.
 #: Sized so that the five rungs train in about 1.5 h on 2 CPU cores (see the
 #: chapter "Why Kaplan and Chinchilla disagreed").
 BUDGETS = (1.6e11, 4.8e11, 1.4e12, 4.3e12)
@@ -56,7 +56,7 @@ KAPLAN_WARMUP_TOKENS = 96 * 32 * 128
 
 
 @dataclass(frozen=True)
-class PorianStep:
+class PorianRung:
     """One rung of the ladder: which factors are corrected.
 
     Parameters
@@ -88,35 +88,35 @@ class PorianStep:
     tuned: bool
 
 
-#: The ladder, in order: each step corrects one more factor than the one before.
-STEPS = (
-    PorianStep("kaplan", "Kaplan-like baseline", "kaplan", "fixed", "cosine_fixed", False),
-    PorianStep("head", "(a) count the head's FLOP in the budget", "exact", "fixed",
+#: The ladder, in order: each rung corrects one more factor than the one before.
+RUNGS = (
+    PorianRung("kaplan", "Kaplan-like baseline", "kaplan", "fixed", "cosine_fixed", False),
+    PorianRung("head", "(a) count the head's FLOP in the budget", "exact", "fixed",
                "cosine_fixed", False),
-    PorianStep("warmup", "(b) warmup scaled to the model", "exact", "size", "cosine_fixed",
+    PorianRung("warmup", "(b) warmup scaled to the model", "exact", "size", "cosine_fixed",
                False),
-    PorianStep("decay", "Chinchilla hypothesis: decay to each run's horizon", "exact", "size",
+    PorianRung("decay", "Chinchilla hypothesis: decay to each run's horizon", "exact", "size",
                "cosine", False),
-    PorianStep("tuned", "(c) learning rate, batch size, beta2 per size", "exact", "size",
+    PorianRung("tuned", "(c) learning rate, batch size, beta2 per size", "exact", "size",
                "cosine", True),
 )
 
 
-def get_step(name: str) -> PorianStep:
-    """The step called ``name``; ``ValueError`` listing the names otherwise."""
-    for step in STEPS:
-        if step.name == name:
-            return step
-    raise ValueError(f"unknown Porian step {name!r}; choose one of "
-                     f"{', '.join(s.name for s in STEPS)}")
+def get_rung(name: str) -> PorianRung:
+    """The rung called ``name``; ``ValueError`` listing the names otherwise."""
+    for rung in RUNGS:
+        if rung.name == name:
+            return rung
+    raise ValueError(f"unknown Porian rung {name!r}; choose one of "
+                     f"{', '.join(s.name for s in RUNGS)}")
 
 
-def step_spec(**overrides: Any) -> SweepSpec:
-    """The sweep shape shared by every step: :data:`BUDGETS` x :data:`SIZES_PER_BUDGET`.
+def rung_spec(**overrides: Any) -> SweepSpec:
+    """The sweep shape shared by every rung: :data:`BUDGETS` x :data:`SIZES_PER_BUDGET`.
 
     Sizes span a factor 16 around the Chinchilla centre guess; the recipe
     fields (learning rate, batch size, warmup, schedule) are set per step by
-    :func:`plan_step`. ``overrides`` replace :class:`~scalingkit.runs.sweep.SweepSpec`
+    :func:`plan_rung`. ``overrides`` replace :class:`~scalingkit.runs.sweep.SweepSpec`
     fields (e.g. smaller ``budgets`` for a test).
     """
     spec = SweepSpec(budgets=BUDGETS, sizes_per_budget=SIZES_PER_BUDGET, span=16.0,
@@ -125,7 +125,7 @@ def step_spec(**overrides: Any) -> SweepSpec:
 
 
 def tuned_hyperparameters(n_params: float) -> dict[str, float | int]:
-    """Per-size optimiser settings for the ``tuned`` step (a rule, not a search).
+    """Per-size optimiser settings for the ``tuned`` rung (a rule, not a search).
 
     Smaller models take larger learning rates and smaller batches; batches
     under 32 sequences use ``beta2 = 0.99`` (a longer second-moment memory),
@@ -171,53 +171,54 @@ def _reshape_run(run: PlannedRun, spec: SweepSpec, tokens_target: float,
     config = TrainConfig.from_dict(config).to_dict()  # validates every field
     fpt = flops.training_flops_per_token(model.shape)
     return replace(run, tokens=tokens, steps=steps, epochs=epochs, config=config,
-                   flops_exact=fpt * tokens, flops_6nd=6.0 * run.params * tokens)
+                   flops_exact=fpt * tokens, flops_6nd=flops.flops_6nd(run.params, tokens))
 
 
-def plan_step(step: PorianStep | str, spec: SweepSpec | None = None) -> SweepPlan:
-    """The IsoFLOP sweep of one ladder step.
+def plan_rung(rung: PorianRung | str, spec: SweepSpec | None = None) -> SweepPlan:
+    """The IsoFLOP sweep of one ladder rung.
 
     The sizes come from :func:`scalingkit.runs.sweep.plan_sweep` on ``spec``; each
-    run's tokens and recipe are then set by the step: tokens from the step's
+    run's tokens and recipe are then set by the rung: tokens from the rung's
     FLOP count, warmup, schedule and (when ``tuned``) per-size optimiser
     settings. Runs that fall out of the spec's bounds are dropped with a reason.
 
     Parameters
     ----------
-    step : PorianStep or str
-        The step or its name.
+    rung : PorianRung or str
+        The rung or its name.
     spec : SweepSpec, optional
-        Budgets, sizes and bounds; default :func:`step_spec`.
+        Budgets, sizes and bounds; default :func:`rung_spec`.
 
     Returns
     -------
     SweepPlan
         Its runs carry the full training config; ``plan.runs[i].budget`` is the
-        budget in the step's own FLOP count.
+        budget in the rung's own FLOP count.
     """
     from scalingkit.runs.sweep import DroppedRun, train_tokens
 
-    step = get_step(step) if isinstance(step, str) else step
-    spec = spec or step_spec()
+    rung = get_rung(rung) if isinstance(rung, str) else rung
+    spec = spec or rung_spec()
     spec = replace(spec, corpus_tokens=spec.corpus_tokens
                    or train_tokens(spec.corpus, spec.tokenizer))
-    # sizes only: the step sets the tokens, so bounds are checked after that
+    # sizes only: the rung sets the tokens, so bounds are checked after that
     base = plan_sweep(replace(spec, max_epochs=1e9, min_steps=1))
     staged = []
     for run in base.runs:
         model = GPTConfig.from_dict(run.config["model"])
-        per_token = (6.0 * model.n_params_non_embedding() if step.budget_count == "kaplan"
+        per_token = (flops.flops_6nd(model.n_params_non_embedding(), 1)  # 6N per token
+                     if rung.budget_count == "kaplan"
                      else flops.training_flops_per_token(model.shape))
-        updates: dict[str, Any] = {"schedule": step.schedule}
-        if step.tuned:
+        updates: dict[str, Any] = {"schedule": rung.schedule}
+        if rung.tuned:
             updates.update(tuned_hyperparameters(run.params))
         staged.append((run, run.budget / per_token, updates))
     horizon = max(int(t) for _, t, _ in staged) if staged else 1
     runs, dropped = [], list(base.dropped)
     for run, tokens, updates in staged:
-        warm = KAPLAN_WARMUP_TOKENS if step.warmup == "fixed" else run.params
+        warm = KAPLAN_WARMUP_TOKENS if rung.warmup == "fixed" else run.params
         updates["warmup_tokens"] = int(warm)  # capped at half the run in _reshape_run
-        updates["horizon_tokens"] = horizon if step.schedule == "cosine_fixed" else None
+        updates["horizon_tokens"] = horizon if rung.schedule == "cosine_fixed" else None
         out = _reshape_run(run, spec, tokens, updates, spec.corpus_tokens)
         if isinstance(out, str):
             dropped.append(DroppedRun(run.budget, run.size_index, run.n_target, out))
@@ -226,8 +227,8 @@ def plan_step(step: PorianStep | str, spec: SweepSpec | None = None) -> SweepPla
     return SweepPlan(spec=spec, runs=tuple(runs), dropped=tuple(dropped))
 
 
-def step_command(step: PorianStep | str, out: str | None = None) -> str:
-    """The one command that trains a step into its run store."""
-    name = step if isinstance(step, str) else step.name
-    get_step(name)
+def rung_command(rung: PorianRung | str, out: str | None = None) -> str:
+    """The one command that trains a rung into its run store."""
+    name = rung if isinstance(rung, str) else rung.name
+    get_rung(name)
     return f"python -m scalingkit porian run {name} --out {out or f'runs/porian/{name}'}"

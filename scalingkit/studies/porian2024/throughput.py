@@ -20,7 +20,7 @@ def measure_throughput(plan: SweepPlan, *, n_steps: int = 10,
     Parameters
     ----------
     plan : SweepPlan
-        A step's plan (:func:`plan_step`).
+        A rung's plan (:func:`plan_rung`).
     n_steps : int, default=10
         Optimizer steps per timed run (>= 1).
     which : sequence of int, optional

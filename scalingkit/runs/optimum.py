@@ -61,7 +61,7 @@ def compute_optimal(frame: pd.DataFrame, *, rule: str = "local",
     """Compute-optimal size and tokens per budget from finished IsoFLOP runs.
 
     Each budget's optimum comes from the per-budget rule of the IsoFLOP fitter
-    (:func:`scalingkit.fit.isoflop.isoflop_optima`, one home for both). With
+    (:func:`scalingkit.fit.optimum_rule.isoflop_optima`, one home for both). With
     the default ``rule="local"``, a budget *brackets* its minimum when its
     lowest loss is at an interior size and a parabola in ``ln N`` through the
     runs at the ``n_local`` sizes centred on it puts its vertex inside those

@@ -26,6 +26,7 @@ For a language model an example is one window of ``n_ctx`` tokens, and
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -230,9 +231,13 @@ def fit_critical_batch(loss: object, b_simple: object) -> tuple[float, float]:
         ``(B_star, alpha_B)``: tokens, and the exponent (Kaplan et al. 2020 report
         ``B_* ~ 2e8`` tokens and ``alpha_B ~ 0.21`` for WebText2).
     """
-    from scalingkit.fit import KaplanNFit
+    from scalingkit.fit import KaplanNFit, ScalingFitWarning
 
-    fit = KaplanNFit().fit(loss, b_simple)
+    with warnings.catch_warnings():
+        # KaplanNFit warns when its "loss" rises with its "size"; here the roles are
+        # swapped (B_crit against L), so the sign is checked below, in our own words.
+        warnings.simplefilter("ignore", ScalingFitWarning)
+        fit = KaplanNFit().fit(loss, b_simple)
     if not fit.alpha_N_ > 0:
         raise ValueError("the noise scale does not grow as the loss falls; "
                          f"the fitted slope is {-fit.alpha_N_:.3g}")

@@ -116,12 +116,16 @@ class GPTConfig:
         )
 
     # -- parameter counts ------------------------------------------------------------
-    def _block_params(self) -> int:
-        d, f, b = self.d_model, self.ffn_width, int(self.bias)
-        ln = 2 * d  # gain and bias
-        attn = 3 * d * d + 3 * d * b + d * d + d * b  # fused qkv + output projection
-        mlp = d * f + f * b + f * d + d * b
-        return 2 * ln + attn + mlp
+    def param_counts(self) -> Any:
+        """Itemised counts of this model (:func:`scalingkit.core.flops.param_counts`).
+
+        The one home of the parameter-count formula: learned positions, LayerNorms
+        with gain and bias, linear biases when ``bias``, a tied or untied head.
+        """
+        from scalingkit.core import flops
+
+        return flops.param_counts(self.shape, tied=self.tie_embeddings, positional="learned",
+                                  bias=self.bias, layernorm_bias=True)
 
     def n_params_non_embedding(self) -> int:
         """Kaplan's ``N``: trainable parameters excluding embeddings (parameters).
@@ -130,19 +134,19 @@ class GPTConfig:
         LayerNorm; excludes token and position embeddings and, if untied, the output
         head.
         """
-        return self.n_layer * self._block_params() + 2 * self.d_model  # + final LayerNorm
+        return self.param_counts().non_embedding
 
     def n_params_embedding(self) -> int:
         """Token plus position embedding parameters (parameters)."""
-        return self.vocab_size * self.d_model + self.n_ctx * self.d_model
+        return self.param_counts().embedding
 
     def n_params_head(self) -> int:
         """Parameters the output head adds to the total: 0 when tied (parameters)."""
-        return 0 if self.tie_embeddings else self.vocab_size * self.d_model
+        return self.param_counts().head
 
     def n_params(self) -> int:
         """Every trainable parameter, a tied matrix counted once (parameters)."""
-        return self.n_params_non_embedding() + self.n_params_embedding() + self.n_params_head()
+        return self.param_counts().total
 
     def n_params_with_head(self) -> int:
         """Non-embedding parameters plus the output head (parameters).
@@ -152,7 +156,7 @@ class GPTConfig:
         (2024) show reconciles Kaplan's and Hoffmann's compute-optimal exponents
         (:attr:`scalingkit.core.flops.ParamCounts.total_with_head`).
         """
-        return self.n_params_non_embedding() + self.vocab_size * self.d_model
+        return self.param_counts().total_with_head
 
     # -- serialisation ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -13,6 +13,23 @@ from scalingkit import book
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def one_line_error(capsys, argv, status, *fragments) -> str:
+    """Run the CLI; check the exit status and a single 'error:' line naming the problem.
+
+    Returns that line. Every fragment must appear in it, and no traceback anywhere.
+    """
+    from scalingkit import cli
+
+    assert cli.main(argv) == status
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
 def toc_files() -> list[str]:
     """Every document listed in ``_toc.yml`` (root first), as paths without suffix."""
     return book.toc_documents(ROOT)

@@ -6,9 +6,9 @@ import json
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import pytest
+from conftest import ROOT, one_line_error
 
 from scalingkit import cli
 from scalingkit.core import flops
@@ -24,7 +24,7 @@ def test_flops_command_json_matches_library(capsys):
     assert out["params_total"] == flops.param_counts(shape).total
 
 
-def test_flops_command_bad_input_is_one_line_error(capsys):
+def test_flops_command_bad_input_isone_line_error(capsys):
     rc = cli.main(["flops", "--d-model", "-3", "--n-layer", "4", "--n-ctx", "256"])
     assert rc == 2
     err = capsys.readouterr().err
@@ -40,19 +40,9 @@ def test_python_dash_m_runs():
 
 
 # ------------------------------------------------- bad input: one line, no traceback
-ROOT = Path(__file__).resolve().parents[1]
 PORIAN = ROOT / "book" / "data" / "porian"
 
 
-def _one_line_error(capsys, argv, status, *fragments):
-    """Run the CLI; check the exit status and a single 'error:' line naming the problem."""
-    assert cli.main(argv) == status
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 @pytest.mark.parametrize("exc,status", [
@@ -66,7 +56,7 @@ def test_errors_are_one_line_with_consistent_status(capsys, monkeypatch, exc, st
         raise exc
 
     monkeypatch.setattr(command, "run", fails)
-    _one_line_error(capsys, ["flops", "--d-model", "64", "--n-layer", "2", "--n-ctx", "64"],
+    one_line_error(capsys, ["flops", "--d-model", "64", "--n-layer", "2", "--n-ctx", "64"],
                     status)
 
 
@@ -85,7 +75,7 @@ def test_warnings_are_one_line(capsys, monkeypatch):
 
 @pytest.mark.parametrize("budget", [["--tokens", "10"], ["--flops", "1"]])
 def test_train_refuses_a_budget_below_one_step(capsys, budget):
-    _one_line_error(capsys, ["train", "--d-model", "32", "--n-layer", "1", *budget,
+    one_line_error(capsys, ["train", "--d-model", "32", "--n-layer", "1", *budget,
                              "--device", "cpu", "--quiet"], 2,
                     "less than one optimiser step", "32 * 128 = 4,096 tokens")
 
@@ -100,7 +90,7 @@ def test_train_refuses_a_budget_below_one_step(capsys, budget):
 def test_predict_outcome_names_the_file_and_what_it_lacks(tmp_path, capsys, content, fragments):
     path = tmp_path / "other.json"
     path.write_text(content)
-    _one_line_error(capsys, ["predict", "outcome", "--prediction", str(path)], 2, *fragments)
+    one_line_error(capsys, ["predict", "outcome", "--prediction", str(path)], 2, *fragments)
     assert path.read_text() == content
 
 
@@ -112,11 +102,11 @@ def test_predict_outcome_names_the_file_and_what_it_lacks(tmp_path, capsys, cont
     (["head=" + str(PORIAN / "head"), "head=" + str(PORIAN / "head")], ["given twice"]),
 ])
 def test_porian_fit_checks_each_store_holds_its_step(capsys, argv, fragments):
-    _one_line_error(capsys, ["porian", "fit", *argv, "--bootstrap", "0"], 2, *fragments)
+    one_line_error(capsys, ["porian", "fit", *argv, "--bootstrap", "0"], 2, *fragments)
 
 
 def test_porian_fit_output_may_not_land_in_a_store(capsys, tmp_path):
-    _one_line_error(capsys, ["porian", "fit", "head=" + str(PORIAN / "head"), "--bootstrap", "0",
+    one_line_error(capsys, ["porian", "fit", "head=" + str(PORIAN / "head"), "--bootstrap", "0",
                              "--output", str(PORIAN / "head" / "x.json")], 2,
                     "inside the input folder")
     assert not (PORIAN / "head" / "x.json").exists()
@@ -127,7 +117,7 @@ def test_notebooks_refuse_to_write_into_the_chapters(tmp_path, capsys):
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\n")
     (tmp_path / "book" / "data").mkdir(parents=True)
     for out in (tmp_path / "book", tmp_path / "book" / "data" / "nb"):
-        _one_line_error(capsys, ["notebooks", "--out", str(out), "--book-root", str(tmp_path)],
+        one_line_error(capsys, ["notebooks", "--out", str(out), "--book-root", str(tmp_path)],
                         2, "lies inside the chapters' folder")
     assert sorted(p.name for p in (tmp_path / "book").iterdir()) == ["data"]
     assert list((tmp_path / "book" / "data").iterdir()) == []
@@ -135,7 +125,7 @@ def test_notebooks_refuse_to_write_into_the_chapters(tmp_path, capsys):
 
 def test_known_entropy_checks_its_output_before_training(tmp_path, capsys):
     (tmp_path / "store").mkdir()
-    _one_line_error(capsys, ["known-entropy", "--out", str(tmp_path / "store"), "--budgets", "1e12",
+    one_line_error(capsys, ["known-entropy", "--out", str(tmp_path / "store"), "--budgets", "1e12",
                              "--output", str(tmp_path / "store" / "ke.json")], 2,
                     "inside the input folder")
 

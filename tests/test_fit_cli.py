@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import one_line_error
 
 from scalingkit import cli
 from scalingkit.fit import ParametricFit
@@ -70,7 +71,7 @@ def test_fit_approach2_and_output_with_provenance(sweep_csv, tmp_path, capsys):
     ("params,tokens,loss\n1e8,1e9,-3\n2e8,2e9,3\n3e8,3e9,3\n4e8,4e9,3\n5e8,5e9,3\n6e8,6e9,3\n",
      "loss must be positive"),
 ])
-def test_fit_bad_csv_is_one_line_error(tmp_path, capsys, content, message):
+def test_fit_bad_csv_isone_line_error(tmp_path, capsys, content, message):
     path = tmp_path / "bad.csv"
     path.write_text(content)
     assert cli.main(["fit", str(path), "--grid", "small"]) == 2
@@ -182,16 +183,6 @@ def test_hessian_is_symmetric_and_positive_at_optimum(sweep_csv):
 
 
 # ------------------------------------------------- bad input: one line, no traceback
-def _one_line_error(capsys, argv, status, *fragments):
-    """Run the CLI; check the exit status and a single 'error:' line naming the problem."""
-    assert cli.main(argv) == status
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 def _write_csv(path, params, tokens, loss):
@@ -202,14 +193,14 @@ def _write_csv(path, params, tokens, loss):
 def test_fit_refuses_tokens_proportional_to_params(tmp_path, capsys):
     n = np.geomspace(1e6, 1e9, 12)
     csv = _write_csv(tmp_path / "x.csv", n, 20 * n, 1.7 + 400 / n**0.34 + 400 / (20 * n)**0.28)
-    _one_line_error(capsys, ["fit", str(csv), "--json", "--grid", "small"], 2,
+    one_line_error(capsys, ["fit", str(csv), "--json", "--grid", "small"], 2,
                     "tokens are a fixed power of params")
 
 
 def test_fit_refuses_a_constant_loss(tmp_path, capsys):
     n = np.repeat(np.geomspace(1e6, 1e8, 4), 3)
     csv = _write_csv(tmp_path / "c.csv", n, np.tile([1e7, 3e7, 1e8], 4), 2.5)
-    _one_line_error(capsys, ["fit", str(csv), "--json"], 2, "loss is the same (2.5)")
+    one_line_error(capsys, ["fit", str(csv), "--json"], 2, "loss is the same (2.5)")
 
 
 def test_fit_of_a_degenerate_law_prints_strict_json_and_fails(tmp_path, capsys):
@@ -232,19 +223,19 @@ def test_fit_checks_the_output_folder_before_fitting(sweep_csv, tmp_path, capsys
         raise AssertionError("the fit ran before the output was checked")
 
     monkeypatch.setattr(ParametricFit, "fit", no_fit)
-    _one_line_error(capsys, ["fit", str(sweep_csv), "--output", str(tmp_path / "nodir" / "x.json")],
+    one_line_error(capsys, ["fit", str(sweep_csv), "--output", str(tmp_path / "nodir" / "x.json")],
                     2, "folder", "does not exist")
-    _one_line_error(capsys, ["fit", str(sweep_csv), "--output", str(tmp_path)], 2, "is a folder")
+    one_line_error(capsys, ["fit", str(sweep_csv), "--output", str(tmp_path)], 2, "is a folder")
 
 
 def test_fit_never_writes_over_its_input(sweep_csv, tmp_path, capsys):
     csv = tmp_path / "in.csv"
     csv.write_bytes(sweep_csv.read_bytes())
-    _one_line_error(capsys, ["fit", str(csv), "--output", str(csv)], 2, "is the input")
+    one_line_error(capsys, ["fit", str(csv), "--output", str(csv)], 2, "is the input")
     assert csv.read_bytes() == sweep_csv.read_bytes()
     meta_clash = tmp_path / "in.meta.json"  # --output in.json would write in.meta.json
     meta_clash.write_text("{}")
-    _one_line_error(capsys, ["fit", str(meta_clash), "--output", str(tmp_path / "in.json")], 2,
+    one_line_error(capsys, ["fit", str(meta_clash), "--output", str(tmp_path / "in.json")], 2,
                     "provenance file")
 
 
@@ -252,7 +243,7 @@ def test_fit_never_writes_into_the_store_it_reads(tmp_path, capsys):
     store = RunStore(tmp_path / "store")
     store.ensure_writable()
     before = (tmp_path / "store" / "store.json").read_bytes()
-    _one_line_error(capsys, ["fit", str(tmp_path / "store"), "--output",
+    one_line_error(capsys, ["fit", str(tmp_path / "store"), "--output",
                              str(tmp_path / "store" / "store.json")], 2, "inside the input folder")
     assert (tmp_path / "store" / "store.json").read_bytes() == before
 
@@ -260,11 +251,11 @@ def test_fit_never_writes_into_the_store_it_reads(tmp_path, capsys):
 def test_fit_names_a_non_numeric_column(tmp_path, capsys):
     path = tmp_path / "s.csv"
     path.write_text("params,tokens,loss\n1e6,1e7,abc\n2e6,2e7,3\n")
-    _one_line_error(capsys, ["fit", str(path)], 2, "column loss", "'abc'")
+    one_line_error(capsys, ["fit", str(path)], 2, "column loss", "'abc'")
 
 
 def test_fit_refuses_one_bootstrap_resample(sweep_csv, capsys):
-    _one_line_error(capsys, ["fit", str(sweep_csv), "--bootstrap", "1"], 2, "n_bootstrap=1")
+    one_line_error(capsys, ["fit", str(sweep_csv), "--bootstrap", "1"], 2, "n_bootstrap=1")
 
 
 def test_fitter_runtime_error_is_one_line_with_status_1(sweep_csv, capsys, monkeypatch):
@@ -272,4 +263,4 @@ def test_fitter_runtime_error_is_one_line_with_status_1(sweep_csv, capsys, monke
         raise RuntimeError("no start converged; best start stopped with: ABNORMAL")
 
     monkeypatch.setattr(ParametricFit, "fit", fails)
-    _one_line_error(capsys, ["fit", str(sweep_csv)], 1, "no start converged")
+    one_line_error(capsys, ["fit", str(sweep_csv)], 1, "no start converged")

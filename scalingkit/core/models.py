@@ -43,6 +43,13 @@ from torch import nn
 __all__ = ["GPTConfig", "GPT", "shape_for_params", "sample_text"]
 
 
+def check_fields(cls: type, data: dict[str, Any]) -> None:
+    """Refuse keys of ``data`` that are not fields of the dataclass ``cls`` (ValueError)."""
+    unknown = set(data) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+
+
 @dataclass(frozen=True)
 class GPTConfig:
     """Shape of a decoder-only GPT.
@@ -166,10 +173,7 @@ class GPTConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GPTConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown GPTConfig fields: {sorted(unknown)}")
+        check_fields(cls, data)
         return cls(**data)
 
 

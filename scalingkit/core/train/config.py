@@ -6,13 +6,13 @@ Units: tokens are training tokens, FLOP as in :mod:`scalingkit.core.flops`.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from scalingkit.core import flops
-from scalingkit.core.models import GPTConfig
+from scalingkit.core.models import GPTConfig, check_fields
 
 SCHEDULES = ("cosine", "cosine_fixed", "constant")
 
@@ -163,10 +163,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields: {sorted(unknown)}")
+        check_fields(cls, data)
         if "model" not in data:
             raise ValueError("TrainConfig needs a 'model'")
         return cls(**{**data, "model": GPTConfig.from_dict(dict(data["model"]))})

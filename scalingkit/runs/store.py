@@ -172,10 +172,10 @@ class RunStore:
         """
         try:
             if self.root.is_dir() and not self.marker_path.exists() \
-                    and any(self.root.iterdir()):
+                    and any(not self._being_created(p.name) for p in self.root.iterdir()):
                 raise ValueError(f"{self.root} is not empty and not a run store "
                                  f"(no {_MARKER}); choose a new or empty folder")
-            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True)
             if self.marker_path.exists():
                 self.read_marker()
                 probe = self.root / f".write-probe.{os.getpid()}"
@@ -184,10 +184,19 @@ class RunStore:
             elif not create_exclusive(self.marker_path, json_bytes(
                     {"format": _FORMAT, "created": time.time()})):
                 self.read_marker()  # another process created it just now
+            # runs/ only after the marker, so a folder being made a store by another
+            # process never looks like someone else's files
+            self.runs_dir.mkdir(exist_ok=True)
         except OSError as exc:
             raise ValueError(
                 f"output folder {str(self.root)!r} is not writable: {exc.strerror or exc}"
             ) from exc
+
+    @staticmethod
+    def _being_created(name: str) -> bool:
+        """Whether ``name`` is what another process leaves while creating a store:
+        the lock file or a temporary copy of the marker (``.store.json.*.tmp``)."""
+        return name == LOCK_FILE or (name.startswith(f".{_MARKER}.") and name.endswith(".tmp"))
 
     # -- what the store was made for ------------------------------------------
     def read_log(self) -> list[dict]:

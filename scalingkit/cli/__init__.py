@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "porian": "porian",
     "predict": "predict",
+    "hparams": "hparams",
 }
 
 

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from scalingkit.core import flops
+from scalingkit.core.ladder import ladder_rung, nearest_rung
 from scalingkit.core.models import GPTConfig, shape_for_params
 from scalingkit.runs.provenance import provenance
 
@@ -52,7 +53,12 @@ PRESETS = ("quick", "reference")
 #: bounds); a run store may be extended along them, while a change in any other field
 #: (the training recipe) makes a different sweep (see :func:`run_sweep`).
 GRID_FIELDS = ("budgets", "sizes_per_budget", "span", "centre_coef", "centre_exponent",
-               "min_steps", "max_epochs", "min_params", "max_params")
+               "min_steps", "max_epochs", "min_params", "max_params",
+               "centre_tokens_per_param", "extra_rungs")
+#: Fields added after the first stores were written: left out of :func:`spec_dict` at
+#: their defaults, so those stores still match the specs that made them.
+LATER_FIELDS = {"ladder": "nearest", "min_layers": 2, "sampler": "random", "lr_rule": None,
+                "centre_tokens_per_param": None, "extra_rungs": {}}
 #: Default centre coefficient: ``N_c = sqrt(C / 120)`` gives ``D = 20 N`` under ``C = 6ND``.
 CHINCHILLA_CENTRE = 120.0**-0.5
 
@@ -107,6 +113,31 @@ class SweepSpec:
     train : mapping, default={}
         Further ``TrainConfig`` fields shared by every run (``weight_decay``,
         ``device``, ``dtype``, ...).
+    ladder : {"nearest", "monotone"}, default="nearest"
+        ``"nearest"``: each log-spaced target becomes the
+        :func:`~scalingkit.core.models.shape_for_params` shape nearest to it.
+        ``"monotone"``: the budget takes ``sizes_per_budget`` consecutive rungs of
+        :func:`scalingkit.core.ladder.ladder_rung` centred on the rung nearest to the
+        centre (``span`` is then unused), widths and depths never decreasing.
+    min_layers : int, default=2
+        Fewest layers of a monotone-ladder rung.
+    sampler : {"random", "epoch"}, default="random"
+        Training windows with replacement, or disjoint windows seen once per pass
+        (:mod:`scalingkit.core.data.samplers`).
+    lr_rule : mapping, optional
+        A learning-rate rule ``lr = coef * (N / n_ref) ** (-exponent)`` with ``N`` the
+        total parameter count, measured on sizes ``[n_min, n_max]``: keys ``coef``,
+        ``exponent``, ``n_ref``, ``n_min``, ``n_max``. It replaces ``lr``; a size
+        outside its range is dropped (the rule is not extrapolated).
+    centre_tokens_per_param : float, optional
+        Re-centre each budget on the size whose run gets this many tokens per
+        parameter under the budget's FLOP count (a pilot's measurement); replaces
+        ``centre_coef`` and ``centre_exponent``.
+    extra_rungs : mapping, default={}
+        Monotone ladder only: ``{budget: [below, above]}`` rungs added at the small
+        and large edge of a budget (what :mod:`scalingkit.runs.bracket` adds until
+        the budget's minimum is bracketed). Keys are budgets as written by
+        :func:`budget_key`.
     """
 
     budgets: tuple[float, ...]
@@ -132,6 +163,12 @@ class SweepSpec:
     min_params: float = 1e4
     max_params: float = 1e9
     train: Mapping[str, Any] = field(default_factory=dict)
+    ladder: Literal["nearest", "monotone"] = "nearest"
+    min_layers: int = 2
+    sampler: str = "random"
+    lr_rule: Mapping[str, float] | None = None
+    centre_tokens_per_param: float | None = None
+    extra_rungs: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         budgets = tuple(float(b) for b in np.atleast_1d(np.asarray(self.budgets, dtype=float)))
@@ -157,10 +194,85 @@ class SweepSpec:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not 0 <= self.warmup_fraction < 1:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
+        if self.ladder not in ("nearest", "monotone"):
+            raise ValueError(f"ladder must be 'nearest' or 'monotone', got {self.ladder!r}")
+        if self.sampler not in ("random", "epoch"):
+            raise ValueError(f"sampler must be 'random' or 'epoch', got {self.sampler!r}")
+        if self.lr_rule is not None:
+            object.__setattr__(self, "lr_rule", _check_lr_rule(self.lr_rule))
+        r = self.centre_tokens_per_param
+        if r is not None and not (isinstance(r, int | float) and math.isfinite(r) and r > 0):
+            raise ValueError(f"centre_tokens_per_param must be a positive number, got {r!r}")
+        extra = {budget_key(float(k)): (int(v[0]), int(v[1]))
+                 for k, v in dict(self.extra_rungs).items()}
+        if any(b < 0 or a < 0 for b, a in extra.values()):
+            raise ValueError(f"extra_rungs must be non-negative counts, got {self.extra_rungs!r}")
+        object.__setattr__(self, "extra_rungs", extra)
 
     def centre(self, budget: float) -> float:
-        """The centre guess ``N_c(C)`` (parameters) for a budget ``C`` (FLOP)."""
-        return self.centre_coef * budget**self.centre_exponent
+        """The centre guess ``N_c(C)`` (parameters) for a budget ``C`` (FLOP).
+
+        With ``centre_tokens_per_param = r`` it is the size whose run at ``C`` gets
+        ``r`` tokens per parameter under the budget's FLOP count (bisection in log N).
+        """
+        r = self.centre_tokens_per_param
+        if r is None:
+            return self.centre_coef * budget**self.centre_exponent
+        lo, hi = math.log(1e2), math.log(1e13)
+        for _ in range(100):
+            mid = 0.5 * (lo + hi)
+            n = math.exp(mid)
+            if budget / self.flops_per_token(n) / n > r:
+                lo = mid
+            else:
+                hi = mid
+        return math.exp(0.5 * (lo + hi))
+
+    def flops_per_token(self, n_params: float) -> float:
+        """Training FLOP per token of the ladder shape nearest to ``n_params`` (FLOP)."""
+        model = self.model_for(n_params)
+        if self.budget_flops == "6nd":
+            return flops.flops_6nd(model.n_params(), 1)
+        return flops.training_flops_per_token(model.shape)
+
+    def rung_kwargs(self) -> dict:
+        """Keyword arguments of :func:`scalingkit.core.ladder.ladder_rung` for this spec."""
+        return {"n_ctx": self.n_ctx, "vocab_size": vocab_size(self.tokenizer),
+                "head_dim": self.head_dim, "aspect_ratio": self.aspect_ratio,
+                "min_layers": self.min_layers}
+
+    def model_for(self, n_target: float) -> GPTConfig:
+        """The ladder shape for a target size (parameters, total count)."""
+        if self.ladder == "monotone":
+            kw = self.rung_kwargs()
+            return ladder_rung(nearest_rung(float(n_target), **kw), **kw)
+        return shape_for_params(float(n_target), n_ctx=self.n_ctx,
+                                vocab_size=vocab_size(self.tokenizer), count="total",
+                                head_dim=self.head_dim, aspect_ratio=self.aspect_ratio)
+
+    def lr_for(self, n_params: float) -> float | None:
+        """The peak learning rate for a model of ``n_params`` parameters, or None.
+
+        None means the lr rule would be extrapolated (``n_params`` outside
+        ``[n_min, n_max]``); without a rule it is ``lr``.
+        """
+        rule = self.lr_rule
+        if rule is None:
+            return self.lr
+        if not rule["n_min"] <= n_params <= rule["n_max"]:
+            return None
+        return rule["coef"] * (n_params / rule["n_ref"]) ** (-rule["exponent"])
+
+    def rungs(self, budget: float) -> list[int]:
+        """Monotone ladder: the rung indices of one budget, smallest first."""
+        kw = self.rung_kwargs()
+        k_c = nearest_rung(self.centre(budget), **kw)
+        k = self.sizes_per_budget
+        below, above = self.extra_rungs.get(budget_key(budget), (0, 0))
+        first = k_c - (k - 1) // 2 - below
+        last = k_c + k // 2 + above
+        shift = max(0, 1 - first)  # rungs start at 1: slide the window up
+        return list(range(first + shift, last + shift + 1))
 
     def targets(self, budget: float) -> np.ndarray:
         """The ``k`` target sizes (parameters) at one budget, log-spaced around ``N_c``."""
@@ -280,7 +392,25 @@ def train_tokens(corpus: str, tokenizer: str = "byte") -> int:
     return int(len(load_corpus(corpus, tokenizer).train))
 
 
-def _vocab_size(tokenizer: str) -> int:
+def budget_key(budget: float) -> str:
+    """A budget as a stable text key (``"1e+12"``, ``"2.37e+12"``)."""
+    return f"{float(budget):.6g}"
+
+
+def _check_lr_rule(rule: Mapping[str, Any]) -> dict[str, float]:
+    keys = ("coef", "exponent", "n_ref", "n_min", "n_max")
+    missing = [k for k in keys if k not in rule]
+    if missing:
+        raise ValueError(f"lr_rule lacks {missing}; it needs {list(keys)}")
+    out = {k: float(rule[k]) for k in keys}
+    if not all(math.isfinite(v) for v in out.values()) or min(
+            out["coef"], out["n_ref"], out["n_min"]) <= 0 or out["n_max"] < out["n_min"]:
+        raise ValueError(f"lr_rule must have positive coef, n_ref, n_min <= n_max, got {rule!r}")
+    return out
+
+
+def vocab_size(tokenizer: str) -> int:
+    """Vocabulary size of a tokenizer spec (``"byte"``: 256, ``"bpe:<V>"``: V)."""
     if tokenizer == "byte":
         return 256
     kind, _, size = tokenizer.partition(":")
@@ -289,7 +419,8 @@ def _vocab_size(tokenizer: str) -> int:
     raise ValueError(f"unknown tokenizer {tokenizer!r}; expected 'byte' or 'bpe:<size>'")
 
 
-def _train_config(spec: SweepSpec, model: GPTConfig, tokens: int, steps: int) -> dict:
+def _train_config(spec: SweepSpec, model: GPTConfig, tokens: int, steps: int,
+                  lr: float, **overrides: Any) -> dict:
     """The full, validated ``TrainConfig`` dict of one run."""
     from scalingkit.core.train import TrainConfig
 
@@ -297,38 +428,72 @@ def _train_config(spec: SweepSpec, model: GPTConfig, tokens: int, steps: int) ->
     data = {
         **dict(spec.train),
         "model": model.to_dict(), "corpus": spec.corpus, "tokenizer": spec.tokenizer,
-        "tokens": tokens, "batch_size": spec.batch_size, "lr": spec.lr,
+        "tokens": tokens, "batch_size": spec.batch_size, "lr": lr,
         "warmup_tokens": int(round(spec.warmup_fraction * tokens)), "schedule": "cosine",
         "eval_every": eval_every, "eval_tokens": spec.eval_tokens, "seed": spec.seed,
+        "sampler": spec.sampler, **overrides,
     }
     data.setdefault("checkpoint_every", max(1, steps // 10))
     return TrainConfig.from_dict(data).to_dict()
 
 
-def _candidate(
-    spec: SweepSpec, budget: float, i: int, target: float, model: GPTConfig,
-    corpus_tokens: int,
+def planned_run(
+    spec: SweepSpec, budget: float, model: GPTConfig, *, size_index: int, n_target: float,
+    corpus_tokens: int, lr: float | None = None, **overrides: Any,
 ) -> PlannedRun | str:
-    """The planned run for one ladder shape, or the reason it is out of bounds."""
+    """The planned run of one shape at one budget, or the reason it is out of bounds.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+    budget : float
+        Compute budget (FLOP), counted as ``spec.budget_flops`` says.
+    model : GPTConfig
+    size_index : int
+        Position of the shape in its budget (recorded with the run).
+    n_target : float
+        The size the planner aimed at (parameters).
+    corpus_tokens : int
+        Tokens in one pass over the training split (tokens).
+    lr : float, optional
+        Peak learning rate; default the spec's (its rule, if it has one).
+    **overrides
+        Further ``TrainConfig`` fields of this run only (``seed``, ``batch_size``...).
+    """
     n = model.n_params()
     if not spec.min_params <= n <= spec.max_params:
         return f"{n:,} params outside [{spec.min_params:.3g}, {spec.max_params:.3g}]"
+    if lr is None:
+        lr = spec.lr_for(n)
+        if lr is None:
+            rule = spec.lr_rule or {}
+            return (f"{n:,} params outside the lr rule's sizes "
+                    f"[{rule.get('n_min', 0):.3g}, {rule.get('n_max', 0):.3g}]")
     fpt_exact = flops.training_flops_per_token(model.shape)
     fpt = fpt_exact if spec.budget_flops == "exact" else flops.flops_6nd(n, 1)  # 6N per token
-    tokens_per_step = spec.batch_size * spec.n_ctx
+    tokens_per_step = overrides.get("batch_size", spec.batch_size) * spec.n_ctx
     steps = int(round(budget / fpt / tokens_per_step))  # whole steps: the run sees all D
     tokens = steps * tokens_per_step
     if steps < spec.min_steps:
         return f"only {steps} optimizer steps (< min_steps={spec.min_steps})"
     epochs = tokens / corpus_tokens
     if epochs > spec.max_epochs:
-        return f"{epochs:.1f} epochs over the corpus (> max_epochs={spec.max_epochs:g})"
+        return f"{epochs:.3g} epochs over the corpus (> max_epochs={spec.max_epochs:g})"
     return PlannedRun(
-        budget=budget, size_index=i, n_target=target, params=n,
+        budget=budget, size_index=size_index, n_target=n_target, params=n,
         params_non_embedding=model.n_params_non_embedding(), tokens=tokens,
         flops_exact=fpt_exact * tokens, flops_6nd=flops.flops_6nd(n, tokens), steps=steps,
-        epochs=epochs, config=_train_config(spec, model, tokens, steps),
+        epochs=epochs, config=_train_config(spec, model, tokens, steps, lr, **overrides),
     )
+
+
+def _budget_shapes(spec: SweepSpec, budget: float) -> list[tuple[int, float, GPTConfig]]:
+    """``(size_index, n_target, shape)`` of one budget's candidates."""
+    if spec.ladder == "monotone":
+        kw = spec.rung_kwargs()
+        shapes = [ladder_rung(k, **kw) for k in spec.rungs(budget)]
+        return [(i, float(m.n_params()), m) for i, m in enumerate(shapes)]
+    return [(i, float(t), spec.model_for(float(t))) for i, t in enumerate(spec.targets(budget))]
 
 
 def plan_sweep(spec: SweepSpec) -> SweepPlan:
@@ -345,25 +510,22 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
         ``runs`` sorted by budget then size, and ``dropped`` with a reason for
         every candidate left out.
     """
-    vocab = _vocab_size(spec.tokenizer)
     corpus_tokens = spec.corpus_tokens or train_tokens(spec.corpus, spec.tokenizer)
     runs: list[PlannedRun] = []
     dropped: list[DroppedRun] = []
     for budget in spec.budgets:
         seen: dict[GPTConfig, int] = {}
-        for i, target in enumerate(spec.targets(budget)):
-            model = shape_for_params(float(target), n_ctx=spec.n_ctx, vocab_size=vocab,
-                                     count="total", head_dim=spec.head_dim,
-                                     aspect_ratio=spec.aspect_ratio)
+        for i, target, model in _budget_shapes(spec, budget):
             if model in seen:
                 reason = (f"ladder gives the same shape as size {seen[model]} "
                           f"({model.n_params():,} params)")
-                dropped.append(DroppedRun(budget, i, float(target), reason))
+                dropped.append(DroppedRun(budget, i, target, reason))
                 continue
             seen[model] = i
-            run = _candidate(spec, budget, i, float(target), model, corpus_tokens)
+            run = planned_run(spec, budget, model, size_index=i, n_target=target,
+                              corpus_tokens=corpus_tokens)
             if isinstance(run, str):
-                dropped.append(DroppedRun(budget, i, float(target), run))
+                dropped.append(DroppedRun(budget, i, target, run))
             else:
                 runs.append(run)
     return SweepPlan(spec=spec, runs=tuple(runs), dropped=tuple(dropped))
@@ -472,8 +634,17 @@ def run_sweep(
 
 
 def spec_dict(spec: SweepSpec) -> dict:
-    """A spec as plain JSON data (what ``sweeps.json`` and ``store.json`` record)."""
+    """A spec as plain JSON data (what ``sweeps.json`` and ``store.json`` record).
+
+    Fields of :data:`LATER_FIELDS` at their defaults are left out.
+    """
     data = {f: getattr(spec, f) for f in spec.__dataclass_fields__}
     data["budgets"] = list(spec.budgets)
     data["train"] = dict(spec.train)
+    data["extra_rungs"] = {k: list(v) for k, v in spec.extra_rungs.items()}
+    if spec.lr_rule is not None:
+        data["lr_rule"] = dict(spec.lr_rule)
+    for name, default in LATER_FIELDS.items():
+        if data[name] == default:
+            del data[name]
     return data

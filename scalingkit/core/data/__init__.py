@@ -10,12 +10,13 @@ corpora
 markov
     A smoothed byte Markov chain with an exactly known entropy rate.
 dataset
-    Disk-cached ``np.memmap`` token arrays split by document; batch samplers.
+    Disk-cached ``np.memmap`` token arrays split by document; validation windows.
+samplers
+    Training batches: random windows, or disjoint windows each seen once per pass.
 """
 
 from scalingkit.core.data.corpora import CorpusSource, resolve_corpus
 from scalingkit.core.data.dataset import (
-    BatchSampler,
     TokenCorpus,
     cache_dir,
     eval_windows,
@@ -24,11 +25,14 @@ from scalingkit.core.data.dataset import (
     split_documents,
 )
 from scalingkit.core.data.markov import MarkovSource
+from scalingkit.core.data.samplers import SAMPLERS, BatchSampler, EpochSampler, make_sampler
 from scalingkit.core.data.tokenizer import BPETokenizer, ByteTokenizer, bytes_per_token
 
 __all__ = [
     "BPETokenizer",
     "BatchSampler",
+    "EpochSampler",
+    "SAMPLERS",
     "ByteTokenizer",
     "CorpusSource",
     "MarkovSource",
@@ -38,6 +42,7 @@ __all__ = [
     "eval_windows",
     "is_validation",
     "load_corpus",
+    "make_sampler",
     "resolve_corpus",
     "split_documents",
 ]

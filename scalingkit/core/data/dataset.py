@@ -1,4 +1,5 @@
-"""Tokenised corpora cached on disk as ``np.memmap``, split by document, and samplers.
+"""Tokenised corpora cached on disk as ``np.memmap``, split by document, and the fixed
+validation windows.
 
 :func:`load_corpus` streams the documents of a corpus through a tokenizer and appends the
 ids to two flat binary files, ``train.bin`` and ``val.bin``, under the cache folder
@@ -24,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from scalingkit.core.data.corpora import (
     DEFAULT_MAX_DOC_BYTES,
@@ -41,7 +41,6 @@ __all__ = [
     "cache_dir",
     "is_validation",
     "split_documents",
-    "BatchSampler",
     "eval_windows",
 ]
 
@@ -349,56 +348,6 @@ def _build(folder: Path, documents, tokenizer_spec: str, val_fraction: float,
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-class BatchSampler:
-    """Random windows of ``n_ctx + 1`` tokens from a token array.
-
-    Parameters
-    ----------
-    tokens : np.ndarray
-        Token ids (a memmap is fine).
-    batch_size : int
-        Windows per batch.
-    n_ctx : int
-        Context length (tokens); inputs are ``tokens[i : i + n_ctx]`` and targets are
-        shifted by one.
-    seed : int, default=0
-        Seed of the sampler's own ``torch.Generator``; its state is saved in
-        checkpoints so that a resumed run draws the same batches.
-    """
-
-    def __init__(self, tokens: np.ndarray, batch_size: int, n_ctx: int, *, seed: int = 0) -> None:
-        if batch_size < 1 or n_ctx < 1:
-            raise ValueError("batch_size and n_ctx must be positive")
-        if len(tokens) < n_ctx + 1:
-            raise ValueError(
-                f"token array has {len(tokens)} tokens, fewer than n_ctx + 1 = {n_ctx + 1}"
-            )
-        self.tokens = tokens
-        self.batch_size = batch_size
-        self.n_ctx = n_ctx
-        self.generator = torch.Generator().manual_seed(seed)
-        self._offsets = np.arange(n_ctx + 1)
-
-    def starts(self) -> np.ndarray:
-        """Draw ``batch_size`` window start positions."""
-        hi = len(self.tokens) - self.n_ctx  # last start i has i + n_ctx <= len - 1
-        return torch.randint(0, hi, (self.batch_size,), generator=self.generator).numpy()
-
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """One batch: inputs and targets, each ``(batch_size, n_ctx)`` int64."""
-        idx = self.starts()[:, None] + self._offsets  # (B, T + 1)
-        window = torch.from_numpy(np.asarray(self.tokens[idx], dtype=np.int64))  # (B, T + 1)
-        return window[:, :-1], window[:, 1:]
-
-    def state(self) -> torch.Tensor:
-        """The generator state (a uint8 tensor, safe for ``weights_only`` loading)."""
-        return self.generator.get_state()
-
-    def set_state(self, state: torch.Tensor) -> None:
-        """Restore a state from :meth:`state`."""
-        self.generator.set_state(state)
 
 
 def eval_windows(tokens: np.ndarray, n_ctx: int, n_windows: int) -> np.ndarray:

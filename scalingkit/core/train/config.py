@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from scalingkit.core import flops
+from scalingkit.core.data.samplers import SAMPLERS
 from scalingkit.core.models import GPTConfig, check_fields
 
 SCHEDULES = ("cosine", "cosine_fixed", "constant")
@@ -81,6 +82,11 @@ class TrainConfig:
         them (nested subsets of the data, as for Kaplan's ``L(D)``); ``None`` uses the
         whole split. Left out of :meth:`to_dict` when ``None``, so the run ids of
         configs that do not use it are unchanged.
+    sampler : {"random", "epoch"}, default="random"
+        How training windows are drawn (:mod:`scalingkit.core.data.samplers`):
+        ``"random"`` starts uniformly with replacement; ``"epoch"`` visits disjoint
+        windows in a seeded order, so a run of less than one pass never sees a token
+        twice. Left out of :meth:`to_dict` when ``"random"`` (run ids unchanged).
     """
 
     model: GPTConfig
@@ -108,6 +114,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     divergence_factor: float = 3.0
     train_tokens_limit: int | None = None
+    sampler: str = "random"
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
@@ -127,6 +134,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)!r}")
         if self.min_lr_ratio > 1:
             raise ValueError(f"min_lr_ratio must be at most 1, got {self.min_lr_ratio!r}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; use one of {SAMPLERS}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; use one of {SCHEDULES}")
         if self.schedule == "cosine_fixed":
@@ -158,6 +167,8 @@ class TrainConfig:
         out["model"] = self.model.to_dict()
         if out["train_tokens_limit"] is None:
             del out["train_tokens_limit"]
+        if out["sampler"] == "random":
+            del out["sampler"]
         return out
 
     @classmethod

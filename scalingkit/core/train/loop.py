@@ -26,7 +26,7 @@ import torch
 from tqdm.std import tqdm  # text bar; tqdm.auto warns in kernels without ipywidgets
 
 from scalingkit.core import flops
-from scalingkit.core.data import BatchSampler, eval_windows, load_corpus
+from scalingkit.core.data import BatchSampler, EpochSampler, eval_windows, load_corpus, make_sampler
 from scalingkit.core.hardware import cpu_identity, peak_flop_per_s, resolve_device, resolve_dtype
 from scalingkit.core.models import GPT
 from scalingkit.core.train.checkpoint import CKPT_FORMAT, rng_state, save_checkpoint, set_rng_state
@@ -81,7 +81,7 @@ class _Run:
     model: GPT
     step_model: Any  # the model, or its torch.compile wrapper
     optimizer: torch.optim.AdamW
-    sampler: BatchSampler
+    sampler: BatchSampler | EpochSampler
     eval_starts: np.ndarray
     flop_per_token: float
     divergence_limit: float  # nats/token
@@ -127,7 +127,8 @@ def _set_up(config: TrainConfig) -> _Run:
         config=config, device=device, dtype=dtype, corpus=corpus, train_tokens=train_tokens,
         model=model, step_model=torch.compile(model) if config.compile else model,
         optimizer=_optimizer(model, config, device),
-        sampler=BatchSampler(train_tokens, config.batch_size, n_ctx, seed=config.seed + 1),
+        sampler=make_sampler(config.sampler, train_tokens, config.batch_size, n_ctx,
+                             seed=config.seed + 1),
         eval_starts=eval_windows(corpus.val, n_ctx, max(1, config.eval_tokens // n_ctx)),
         flop_per_token=flops.training_flops_per_token(mcfg.shape),
         divergence_limit=config.divergence_factor * math.log(mcfg.vocab_size),

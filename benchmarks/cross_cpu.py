@@ -46,7 +46,7 @@ PATHS: dict[str, dict[str, str]] = {
             "OPENBLAS_CORETYPE": "Sandybridge"},
 }
 #: Committed stores whose smallest run a test re-trains.
-STORES = ("sweep_quick", "sweep_reference", "porian/kaplan", "porian/head",
+STORES = ("sweep_quick", "sweep_shakespeare", "porian/kaplan", "porian/head",
           "porian/warmup", "porian/decay", "porian/tuned")
 
 
@@ -112,8 +112,8 @@ def _prediction() -> dict[str, tuple[float, float]]:
     from scalingkit.runs.store import RunStore
     from scalingkit.studies.forecasting import make_prediction
 
-    rec = json.loads((DATA / "prediction.json").read_text())
-    sweep = DATA / "sweep_reference"
+    rec = json.loads((DATA / "prediction_shakespeare.json").read_text())
+    sweep = DATA / "sweep_shakespeare"
     recipe = max(RunStore(sweep).records(), key=lambda r: r.plan["budget"]).config
     again = make_prediction(load_points(sweep), recipe)
     return {f"prediction/{k}": (again[k], rec[k])

@@ -96,7 +96,7 @@ def test_predict_outcome_names_the_file_and_what_it_lacks(tmp_path, capsys, cont
 
 @pytest.mark.parametrize("argv,fragments", [
     (["kaplan=" + str(PORIAN / "head")], ["holds runs of step(s) head, not 'kaplan'"]),
-    (["kaplan=" + str(ROOT / "book" / "data" / "sweep_reference")],
+    (["kaplan=" + str(ROOT / "book" / "data" / "sweep_shakespeare")],
      ["holds runs of step(s) (none), not 'kaplan'"]),
     (["bogus=" + str(PORIAN / "head")], ["unknown step 'bogus'", "kaplan, head"]),
     (["head=" + str(PORIAN / "head"), "head=" + str(PORIAN / "head")], ["given twice"]),

@@ -129,7 +129,7 @@ def test_cli_make_refuses_to_overwrite(tmp_path, capsys):
     assert "already holds a prediction" in capsys.readouterr().err
 
 
-PREDICTION = ROOT / "book" / "data" / "prediction.json"
+PREDICTION = ROOT / "book" / "data" / "prediction_shakespeare.json"
 
 
 def test_committed_prediction():
@@ -154,7 +154,7 @@ def test_committed_prediction():
     from scalingkit.studies.forecasting import make_prediction
     from scalingkit.tolerances import FIT_PREDICTION_RTOL
 
-    sweep = ROOT / "book" / "data" / "sweep_reference"
+    sweep = ROOT / "book" / "data" / "sweep_shakespeare"
     recipe = max(RunStore(sweep).records(), key=lambda r: r.plan["budget"]).config
     again = make_prediction(load_points(sweep), recipe)
     assert again["budget"] == rec["budget"] and again["params"] == rec["params"]
@@ -241,3 +241,73 @@ def test_backtest_rejects(cutoff, kwargs, match):
     frame = pd.DataFrame({"params": n, "tokens": d, "loss": law_loss(n, d), "flops": 6 * n * d})
     with pytest.raises(ValueError, match=match):
         predict.backtest(frame, cutoff, **kwargs)
+
+
+# --------------------------------------------------------------------------- regime checks
+
+SWEEP_POINTS = pd.DataFrame({"params": [1e4, 1e4, 4e4, 4e4], "tokens": [2e5, 8e5, 4e5, 1.6e6]})
+RULE = {"coef": 3e-3, "exponent": 0.25, "n_ref": 1e4, "n_min": 5e3, "n_max": 1e5}
+
+
+def test_check_in_regime_accepts_a_run_inside():
+    # D/N in [10, 80]; passes in [0.2, 1.6] of a 1e6-token corpus; N inside the rule
+    lr = RULE["coef"] * (5e4 / RULE["n_ref"]) ** -RULE["exponent"]
+    predict.check_in_regime(SWEEP_POINTS, 5e4, 1.5e6, corpus_tokens=1e6, lr_rule=RULE, lr=lr)
+    predict.check_in_regime(SWEEP_POINTS, 5e4, 1.6e6 * 1.04, corpus_tokens=1e6)
+
+
+@pytest.mark.parametrize(("n", "d", "corpus", "kwargs", "match"), [
+    (5e4, 2e6, 1e6, {}, r"2 passes over the training corpus lie outside the sweep's range "
+                        r"\[0\.2, 1\.6\]"),
+    (5e4, 1.7e6, 2e6, {}, r"0\.85 passes .* \[0\.1, 0\.8\]"),
+    # 1.02 passes is within 5 % of the sweep's most (0.988) but repeats data none of it did
+    (1e5, 1.65e6, 1.62e6, {}, r"1\.02 passes .* \(every run of the sweep saw each token at most"),
+    (1e5, 5e5, 1e7, {}, r"D/N = 5 tokens per parameter lies outside the sweep's range \[10, 80\]"),
+    (1e4, 9e5, 1e7, {}, r"D/N = 90 tokens per parameter .* \[10, 80\]"),
+    (1.5e5, 1.5e6, 1e7, {"lr_rule": RULE},
+     r"N = 150,000 parameters lies outside the lr rule's sizes \[5,000, 100,000\]"),
+    (5e4, 1e6, 1e7, {"lr_rule": RULE, "lr": 3e-3}, r"lr = 0\.003 is not the lr rule's"),
+])
+def test_check_in_regime_refuses(n, d, corpus, kwargs, match):
+    with pytest.raises(ValueError, match=match) as info:
+        predict.check_in_regime(SWEEP_POINTS, n, d, corpus_tokens=corpus, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def _bound_store(root, **fields):
+    """A run store made for a spec (``store.json`` records it) whose runs finished at LAW."""
+    from scalingkit.runs.store import RunStore
+    from scalingkit.runs.sweep import SweepSpec, plan_sweep, spec_dict
+
+    spec = SweepSpec(budgets=(1e11, 3e11, 1e12, 3e12), sizes_per_budget=6, span=16.0,
+                     n_ctx=64, corpus_tokens=4_848_042, min_steps=10, min_params=5e3, **fields)
+    store = RunStore(root)
+    store.ensure_writable()
+    store.bind_spec(spec_dict(spec))
+    for run in plan_sweep(spec).runs:
+        run_id = store.add(run.config, plan=run.plan_dict("exact"))
+        store.update(run_id, "done", result={"status": "done", "tokens": run.tokens,
+                                             "final_loss": law_loss(run.params, run.tokens)})
+    return spec
+
+
+def test_cli_make_refuses_lr_rule_outside_its_sizes(tmp_path, capsys):
+    rule = {"coef": 3e-3, "exponent": 0.2, "n_ref": 1e5, "n_min": 5e3, "n_max": 1.5e5}
+    _bound_store(tmp_path / "sweep", lr_rule=rule)
+    out = tmp_path / "prediction.json"
+    assert main(["predict", "make", "--sweep", str(tmp_path / "sweep"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "outside the lr rule's sizes [5,000, 150,000]" in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_cli_make_uses_the_spec_ladder_sampler_and_lr_rule(tmp_path):
+    rule = {"coef": 3e-3, "exponent": 0.2, "n_ref": 1e5, "n_min": 5e3, "n_max": 1e8}
+    spec = _bound_store(tmp_path / "sweep", ladder="monotone", sampler="epoch", lr_rule=rule)
+    out = tmp_path / "prediction.json"
+    assert main(["predict", "make", "--sweep", str(tmp_path / "sweep"), "--out", str(out)]) == 0
+    config = TrainConfig.from_dict(json.loads(out.read_text())["config"])
+    n = config.model.n_params()
+    assert config.model == spec.model_for(n)  # a rung of the monotone ladder
+    assert config.sampler == "epoch"
+    assert config.lr == pytest.approx(spec.lr_for(n))

@@ -253,7 +253,7 @@ def test_status_cli_on_a_store_json_holding_a_list(tmp_path):
                                            "expected a JSON object, got a JSON array")
 
 
-COMMITTED = ["sweep_quick", "sweep_reference", "kaplan_runs", "known_entropy_sweep",
+COMMITTED = ["sweep_quick", "sweep_shakespeare", "kaplan_runs", "known_entropy_sweep",
              *(f"porian/{step}" for step in ("kaplan", "head", "warmup", "decay", "tuned"))]
 
 
@@ -268,7 +268,7 @@ def test_committed_stores_still_load(name):
 
 def test_status_command_reads_the_committed_reference_sweep():
     proc = subprocess.run([sys.executable, "-m", "scalingkit", "status",
-                           "book/data/sweep_reference"], cwd=ROOT, capture_output=True,
+                           "book/data/sweep_shakespeare"], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "35 runs: done 35"

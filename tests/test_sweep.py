@@ -184,7 +184,8 @@ def test_cli_status_json_and_table(tmp_path, capsys):
     store.update(b, "diverged", result={"final_loss": math.nan}, error="nan")
     assert main(["status", str(tmp_path), "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)["runs"]
-    assert [set(r) for r in runs] == [{"id", "status", "budget", "params", "tokens", "loss"}] * 2
+    keys = {"id", "status", "budget", "params", "tokens", "loss", "epochs", "steps", "lr"}
+    assert [set(r) for r in runs] == [keys] * 2
     assert {(r["id"], r["status"], r["loss"]) for r in runs} == {(a, "done", 2.5),
                                                                  (b, "diverged", None)}
     assert main(["status", str(tmp_path)]) == 0
@@ -270,7 +271,7 @@ def test_tokens_at_size_follows_the_isoflop_line():
         tokens_at_size(frame.iloc[:1], [runs[0].budget], [1e5])
 
 
-COMMITTED_SWEEPS = ["sweep_quick", "sweep_reference",
+COMMITTED_SWEEPS = ["sweep_quick", "sweep_shakespeare",
                     *(f"porian/{step}" for step in ("kaplan", "head", "warmup", "decay", "tuned"))]
 
 
@@ -322,7 +323,7 @@ def test_committed_sweep_is_complete_and_its_smallest_run_reproduces(name, capsy
 
 def test_committed_reference_sweep_meets_its_design(capsys):
     """At least 35 done runs over at least 5 budgets spanning 1.5 decades, 7 sizes each."""
-    assert main(["status", str(ROOT / "book" / "data" / "sweep_reference"), "--json"]) == 0
+    assert main(["status", str(ROOT / "book" / "data" / "sweep_shakespeare"), "--json"]) == 0
     runs = pd.DataFrame(json.loads(capsys.readouterr().out)["runs"])
     done = runs[runs.status == "done"]
     assert len(done) >= 35 and done.budget.nunique() >= 5

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "sweep": "sweep",
     "status": "status",
     "fit": "fit",
+    "fit-sweep": "fit_sweep",
     "known-entropy": "known_entropy",
     "kaplan": "kaplan",
     "train": "train",

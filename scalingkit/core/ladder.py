@@ -9,7 +9,12 @@ other dimension follow the width:
 * ``n_layer = max(min_layers, round(d_model / aspect_ratio))``, so the aspect
   ratio ``d_model / n_layer`` is ``aspect_ratio`` (to rounding) once the model is
   wide enough, and the smallest models keep ``min_layers`` layers;
-* ``d_ff = 4 d_model``, ``n_head = k``.
+* ``d_ff = 4 d_model``, ``n_head = k``;
+* weights drawn with standard deviation ``init_std``, by default ``1 / sqrt(d_model)``
+  (the width-scaled init). GPT-2's fixed 0.02 suits widths near 768; at widths of
+  16 to 200 it starts attention so close to uniform that byte-level models sit on a
+  plateau near the bigram loss for hundreds of steps (the hyperparameters chapter
+  measures it).
 
 Width and depth never decrease from one rung to the next, so the parameter count
 grows monotonically and a sweep's profile does not zig-zag between one and two
@@ -31,7 +36,7 @@ __all__ = ["ladder", "ladder_rung", "nearest_rung"]
 
 def ladder_rung(
     k: int, *, n_ctx: int, vocab_size: int, head_dim: int = 16, aspect_ratio: float = 64.0,
-    min_layers: int = 2, **config_kwargs: Any,
+    min_layers: int = 2, init_std: float | None = None, **config_kwargs: Any,
 ) -> GPTConfig:
     """Rung ``k`` of the ladder: ``k`` heads of ``head_dim`` features.
 
@@ -47,6 +52,8 @@ def ladder_rung(
         Target ``d_model / n_layer``.
     min_layers : int, default=2
         Fewest layers of any rung.
+    init_std : float, optional
+        Standard deviation of the initial weights; default ``1 / sqrt(d_model)``.
     **config_kwargs
         Passed to :class:`GPTConfig` (``bias``, ``tie_embeddings``, ``init_std``).
     """
@@ -60,8 +67,9 @@ def ladder_rung(
         raise ValueError(f"aspect_ratio must be a positive number, got {aspect_ratio!r}")
     d_model = k * head_dim
     n_layer = max(min_layers, math.floor(d_model / aspect_ratio + 0.5))
+    std = d_model**-0.5 if init_std is None else init_std
     return GPTConfig(d_model=d_model, n_layer=n_layer, n_head=k, n_ctx=n_ctx,
-                     vocab_size=vocab_size, **config_kwargs)
+                     vocab_size=vocab_size, init_std=std, **config_kwargs)
 
 
 def ladder(max_params: float, **rung_kwargs: Any) -> list[GPTConfig]:

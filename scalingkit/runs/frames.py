@@ -33,8 +33,9 @@ RESULT_COLUMNS = ["id", "status", "budget", "params", "tokens", "tokens_per_para
                   "flops_exact", "flops_6nd", "epochs", "loss", "bits_per_byte", "wall_time_s"]
 #: Every column of :func:`run_frame` (the model's only where a run's config has one).
 RUN_COLUMNS = RESULT_COLUMNS + ["final_loss", "best_loss", "best_tokens", "tokens_trained",
-                                "train_tokens_limit", "params_total", "params_non_embedding",
-                                "params_with_head", "d_model", "n_layer", "flops_per_token"]
+                                "train_tokens_limit", "lr", "seed", "steps", "params_total",
+                                "params_non_embedding", "params_with_head", "d_model",
+                                "n_layer", "flops_per_token"]
 
 
 def open_store(source: str | Path) -> RunStore:
@@ -74,6 +75,7 @@ def _row(record: RunRecord) -> dict[str, Any]:
         "best_tokens": result.get("best_tokens"),
         "tokens_trained": result.get("tokens", config.get("tokens")),
         "train_tokens_limit": config.get("train_tokens_limit"),
+        "lr": config.get("lr"), "seed": config.get("seed"), "steps": plan.get("steps"),
         **_model_columns(config),
     }
 
@@ -93,7 +95,8 @@ def run_frame(records: Iterable[RunRecord] | RunStore | str | Path) -> pd.DataFr
         ``loss`` (final validation loss, nats/token, NaN unless done),
         ``bits_per_byte``, ``wall_time_s``; the result's raw ``final_loss``,
         ``best_loss``, ``best_tokens`` and ``tokens_trained`` (tokens seen); the
-        config's ``train_tokens_limit``; and from the model, where the config has
+        config's ``train_tokens_limit``, peak ``lr`` and ``seed``; the plan's ``steps``;
+        and from the model, where the config has
         one: ``params_total``, ``params_non_embedding``, ``params_with_head``,
         ``d_model``, ``n_layer`` and ``flops_per_token`` (exact training FLOP per
         token). Missing values are ``None`` or NaN.

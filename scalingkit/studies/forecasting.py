@@ -24,9 +24,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,8 +35,18 @@ from scalingkit.core import flops
 from scalingkit.core.models import GPTConfig, shape_for_params
 from scalingkit.fit.stats import percentile_ci, relative_error
 
+if TYPE_CHECKING:
+    from scalingkit.runs.sweep import SweepSpec
+
 #: The smallest ratio of the predicted budget to the largest fitted budget.
 MIN_EXTRAPOLATION = 4.0
+#: Passes over the corpus a predicted run may make, relative to the sweep's most.
+EPOCHS_TOLERANCE = 1.05
+#: Relative slack on the sweep's range of tokens per parameter (ladder and step rounding).
+TOKENS_PER_PARAM_RTOL = 0.02
+#: What every regime refusal adds to its message.
+_EXTRAPOLATION = ("a prediction outside the fitted regime is an extrapolation "
+                  "the fit cannot vouch for")
 
 
 def now_utc() -> str:
@@ -51,11 +61,17 @@ def envelope(frame: pd.DataFrame) -> pd.DataFrame:
 
 def ladder_optimum(law: Any, budget: float, *, n_ctx: int, vocab_size: int,
                    head_dim: int = 16, aspect_ratio: float = 32.0,
-                   n_candidates: int = 121) -> tuple[GPTConfig, float, float]:
+                   n_candidates: int = 121,
+                   model_for: Callable[[float], GPTConfig] | None = None,
+                   ) -> tuple[GPTConfig, float, float]:
     """The ladder shape with the lowest predicted loss at ``budget`` exact FLOP.
 
     Each candidate gets ``D = budget / training_flops_per_token`` tokens and the
     loss ``law.predict(N, D)`` (``N`` every parameter, as the sweep's fit).
+    ``model_for`` maps a target size (parameters) to a shape, e.g. a sweep's
+    :meth:`~scalingkit.runs.sweep.SweepSpec.model_for`; by default
+    :func:`~scalingkit.core.models.shape_for_params` with ``n_ctx``,
+    ``vocab_size``, ``head_dim`` and ``aspect_ratio``.
 
     Returns
     -------
@@ -64,9 +80,12 @@ def ladder_optimum(law: Any, budget: float, *, n_ctx: int, vocab_size: int,
     """
     coef_n, _ = law.optimal_allocation([budget])
     best = None
+    if model_for is None:
+        def model_for(target: float) -> GPTConfig:
+            return shape_for_params(target, n_ctx=n_ctx, vocab_size=vocab_size, count="total",
+                                    head_dim=head_dim, aspect_ratio=aspect_ratio)
     for target in float(coef_n[0]) * np.geomspace(1 / 8, 8, n_candidates):
-        model = shape_for_params(float(target), n_ctx=n_ctx, vocab_size=vocab_size,
-                                 count="total", head_dim=head_dim, aspect_ratio=aspect_ratio)
+        model = model_for(float(target))
         tokens = budget / flops.training_flops_per_token(model.shape)
         loss = float(law.predict([model.n_params()], [tokens])[0])
         if best is None or loss < best[2]:
@@ -76,7 +95,8 @@ def ladder_optimum(law: Any, budget: float, *, n_ctx: int, vocab_size: int,
 
 def make_prediction(frame: pd.DataFrame, recipe: Mapping[str, Any], *, budget: float | None = None,
                     factor: float = MIN_EXTRAPOLATION, n_bootstrap: int = 0,
-                    random_state: int | None = 0) -> dict[str, Any]:
+                    random_state: int | None = 0,
+                    spec: SweepSpec | None = None) -> dict[str, Any]:
     """Fit a sweep and predict the loss of the compute-optimal model at a bigger budget.
 
     Parameters
@@ -96,6 +116,13 @@ def make_prediction(frame: pd.DataFrame, recipe: Mapping[str, Any], *, budget: f
     n_bootstrap : int, default=0
         Bootstrap resamples of the Approach 3 fit (interval on the prediction).
     random_state : int or None, default=0
+    spec : SweepSpec, optional
+        The sweep's :class:`~scalingkit.runs.sweep.SweepSpec`. When given, the
+        candidate shapes come from its ladder (``spec.model_for``), and the
+        predicted run takes its ``sampler`` and the peak learning rate of its
+        lr rule at the predicted ``N`` (``spec.lr_for``); without it the shapes
+        come from :func:`~scalingkit.core.models.shape_for_params` and the
+        recipe's sampler and lr are kept.
 
     Returns
     -------
@@ -104,6 +131,12 @@ def make_prediction(frame: pd.DataFrame, recipe: Mapping[str, Any], *, budget: f
         ``predicted_loss_envelope`` (``L(C)`` fit), ``params``, ``tokens``,
         ``config`` (the full training config), ``fit`` and ``envelope_fit``
         (coefficients), ``n_fitted_runs``.
+
+    Raises
+    ------
+    ValueError
+        A missing column, a budget under 4x the largest fitted one, or (with a
+        ``spec`` that has an lr rule) a predicted ``N`` outside the rule's sizes.
     """
     from scalingkit.core.train import TrainConfig
     from scalingkit.fit import ComputeFit, ParametricFit
@@ -124,9 +157,13 @@ def make_prediction(frame: pd.DataFrame, recipe: Mapping[str, Any], *, budget: f
     env = envelope(frame)
     env_fit = ComputeFit().fit(env["budget"], env["loss"])
     base = TrainConfig.from_dict(dict(recipe))
-    model, tokens, predicted = ladder_optimum(law, budget, n_ctx=base.model.n_ctx,
-                                              vocab_size=base.model.vocab_size)
+    model, tokens, predicted = ladder_optimum(
+        law, budget, n_ctx=base.model.n_ctx, vocab_size=base.model.vocab_size,
+        model_for=None if spec is None else spec.model_for)
     config = base.to_dict()
+    if spec is not None:
+        check_lr_rule(model.n_params(), spec.lr_rule)
+        config.update(sampler=spec.sampler, lr=spec.lr_for(model.n_params()))
     per_step = base.batch_size * model.n_ctx
     steps = max(1, round(tokens / per_step))
     warm_share = base.warmup_tokens / base.tokens
@@ -149,6 +186,109 @@ def make_prediction(frame: pd.DataFrame, recipe: Mapping[str, Any], *, budget: f
                    for s in _rows(law.bootstrap_)]
         out["predicted_loss_ci"] = percentile_ci(np.asarray(samples), 0.95)
     return out
+
+
+def check_in_regime(points: pd.DataFrame, n: float, d: float, *, corpus_tokens: float,
+                    lr_rule: Mapping[str, float] | None = None,
+                    lr: float | None = None) -> None:
+    """Refuse a predicted run that leaves the regime the sweep's runs were in.
+
+    Three checks, each a ``ValueError`` naming the quantity, the predicted
+    value and the sweep's range:
+
+    1. passes over the corpus: the predicted run's ``d / corpus_tokens`` may
+       exceed the sweep's most by :data:`EPOCHS_TOLERANCE` (5 %), and may not
+       exceed 1 when no sweep run passed over the corpus more than once
+       (fresh data versus repeated data);
+    2. tokens per parameter ``d / n`` must lie in the sweep's ``[min, max]``,
+       widened by :data:`TOKENS_PER_PARAM_RTOL` (2 %) on either side for the
+       rounding to ladder shapes and whole optimizer steps;
+    3. with an ``lr_rule`` (a :class:`~scalingkit.runs.sweep.SweepSpec`'s), ``n``
+       must lie in the rule's ``[n_min, n_max]`` (no tolerance, as
+       :meth:`~scalingkit.runs.sweep.SweepSpec.lr_for`), and ``lr``, when given,
+       must be the rule's lr at ``n`` (to 1e-6 relative).
+
+    Parameters
+    ----------
+    points : DataFrame
+        The fitted runs: ``params`` (N, every parameter) and ``tokens`` (D).
+    n : float
+        The predicted run's parameters (total count).
+    d : float
+        The predicted run's training tokens.
+    corpus_tokens : float
+        Tokens in one pass over the training split (tokens); the epochs of
+        every run are ``tokens / corpus_tokens``.
+    lr_rule : mapping, optional
+        ``coef``, ``exponent``, ``n_ref``, ``n_min``, ``n_max``.
+    lr : float, optional
+        The predicted run's peak learning rate.
+
+    Raises
+    ------
+    ValueError
+        The first check the predicted run fails.
+    """
+    for col in ("params", "tokens"):
+        if col not in points.columns:
+            raise ValueError(f"the sweep's runs lack column {col!r}")
+    if not (math.isfinite(corpus_tokens) and corpus_tokens > 0):
+        raise ValueError(f"corpus_tokens must be a positive token count, got {corpus_tokens!r}")
+    params = points["params"].to_numpy(float)
+    tokens = points["tokens"].to_numpy(float)
+    _check_epochs(d / corpus_tokens, tokens / corpus_tokens)
+    _check_tokens_per_param(d / n, tokens / params)
+    check_lr_rule(n, lr_rule, lr)
+
+
+def _check_epochs(epochs: float, sweep: np.ndarray) -> None:
+    """Refuse more passes over the corpus than the sweep made (see :func:`check_in_regime`)."""
+    lo, hi = float(np.min(sweep)), float(np.max(sweep))
+    limit = EPOCHS_TOLERANCE * hi
+    if hi <= 1:
+        limit = min(limit, 1.0)
+    if epochs > limit:
+        fresh = " (every run of the sweep saw each token at most once)" if hi <= 1 else ""
+        raise ValueError(f"predicted run: {epochs:.3g} passes over the training corpus lie "
+                         f"outside the sweep's range [{lo:.3g}, {hi:.3g}]{fresh}; "
+                         f"{_EXTRAPOLATION}")
+
+
+def _check_tokens_per_param(ratio: float, sweep: np.ndarray) -> None:
+    """Refuse a ``D/N`` outside the sweep's range (see :func:`check_in_regime`)."""
+    lo, hi = float(np.min(sweep)), float(np.max(sweep))
+    if not (1 - TOKENS_PER_PARAM_RTOL) * lo <= ratio <= (1 + TOKENS_PER_PARAM_RTOL) * hi:
+        raise ValueError(f"predicted run: D/N = {ratio:.3g} tokens per parameter lies outside "
+                         f"the sweep's range [{lo:.3g}, {hi:.3g}]; {_EXTRAPOLATION}")
+
+
+def check_lr_rule(n: float, lr_rule: Mapping[str, float] | None,
+                  lr: float | None = None) -> None:
+    """Refuse an lr rule used outside the sizes it was measured on, or a different lr.
+
+    Parameters
+    ----------
+    n : float
+        The run's parameters (total count).
+    lr_rule : mapping or None
+        A :class:`~scalingkit.runs.sweep.SweepSpec` lr rule; None checks nothing.
+    lr : float, optional
+        The run's peak learning rate, checked against the rule's at ``n``.
+    """
+    from scalingkit.runs.sweep import SweepSpec
+
+    if lr_rule is None:
+        return
+    rule_spec = SweepSpec(budgets=(1.0,), lr_rule=lr_rule)  # the rule's one home: lr_for
+    expected = rule_spec.lr_for(n)
+    if expected is None:
+        rule = rule_spec.lr_rule
+        raise ValueError(f"predicted run: N = {n:,.0f} parameters lies outside the lr rule's "
+                         f"sizes [{rule['n_min']:,.0f}, {rule['n_max']:,.0f}]; "
+                         f"{_EXTRAPOLATION}")
+    if lr is not None and not math.isclose(lr, expected, rel_tol=1e-6):
+        raise ValueError(f"predicted run: lr = {lr:.4g} is not the lr rule's {expected:.4g} "
+                         f"at N = {n:,.0f} parameters; the sweep's runs all followed the rule")
 
 
 def _rows(columns: Mapping[str, np.ndarray]) -> list[dict[str, float]]:

@@ -1,31 +1,56 @@
-"""``python -m scalingkit hparams``: the hyperparameter study (learning-rate grid, seeds).
+"""``python -m scalingkit hparams``: the hyperparameter study.
 
 ``hparams plan PART`` prints a part's runs and cost; ``hparams run PART --out DIR``
 trains them, resumably, into a run store. Parts: ``lr-grid`` (rates x sizes at two
-budgets). ``hparams fit-lr DIR`` fits the learning-rate rule to a finished grid.
+budgets); and, with the ``laptop`` recipe and a measured rule (``--lr-rule FILE
+--budget C --rungs K ...``), ``seeds`` (the same runs under more seeds), ``batch``
+(sequences per step), ``warmup`` (share of tokens in warmup), ``horizon`` (a
+cosine longer than the run) and ``tokenizer`` (bytes against BPE, same shapes).
+``hparams fit-lr DIR`` fits the learning-rate rule ``lr*(N)`` to a finished grid;
+``hparams noise-scale`` measures the gradient noise scale along runs of the recipe.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 
-HELP = "hyperparameters across scale: plan, run and fit the learning-rate grid"
-PARTS = ("lr-grid",)
+from scalingkit.cli._output import check_output
+
+HELP = "hyperparameters across scale: the learning-rate grid, seeds, and the lr rule"
+PARTS = ("lr-grid", "seeds", "batch", "warmup", "horizon", "tokenizer")
+
+
+def _part_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("part", choices=PARTS)
+    p.add_argument("--lr-rule", metavar="FILE",
+                   help="all but lr-grid: the rule from 'hparams fit-lr --output FILE'")
+    p.add_argument("--budget", type=float, metavar="FLOP",
+                   help="all but lr-grid: the compute budget")
+    p.add_argument("--rungs", type=int, nargs="+", metavar="K",
+                   help="all but lr-grid: ladder rungs (1 is the smallest)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2], metavar="S",
+                   help="seeds: seeds besides the sweep's own seed 0 (default: 1 2)")
+    p.add_argument("--tokenizers", nargs="+", default=["byte", "bpe:4096"], metavar="T",
+                   help="tokenizer: the tokenizers compared (default: byte bpe:4096)")
+    p.add_argument("--values", type=float, nargs="+", metavar="V",
+                   help="batch, warmup, horizon: the values tried (default: "
+                        "scalingkit.studies.hparams.plan.RECIPE_VALUES)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register the ``plan`` and ``run`` actions."""
+    """Register the ``plan``, ``run`` and ``fit-lr`` actions."""
     from scalingkit.runs.executors import EXECUTORS
 
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = sub.add_parser("plan", help="print a part's runs and their cost")
-    p.add_argument("part", choices=PARTS)
+    _part_arguments(p)
     p.add_argument("--flop-per-s", type=float, default=1.3e11, metavar="R",
                    help="sustained training throughput for the time estimate (FLOP/s)")
     r = sub.add_parser("run", help="train a part into a run store (resumable)")
-    r.add_argument("part", choices=PARTS)
+    _part_arguments(r)
     r.add_argument("--out", required=True, metavar="DIR", help="run store folder")
     r.add_argument("--executor", choices=EXECUTORS, default="sequential",
                    help="where runs train (as for 'python -m scalingkit sweep')")
@@ -34,24 +59,124 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--export", metavar="DEST",
                    help="afterwards, copy the store without checkpoints to DEST")
     r.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    n = sub.add_parser("noise-scale", help="train runs of the recipe, measuring the gradient "
+                       "noise scale B_simple at every evaluation")
+    n.add_argument("--lr-rule", required=True, metavar="FILE",
+                   help="the rule from 'hparams fit-lr --output FILE'")
+    n.add_argument("--budget", required=True, type=float, metavar="FLOP")
+    n.add_argument("--rungs", required=True, type=int, nargs="+", metavar="K")
+    n.add_argument("--repeats", type=int, default=8, help="big batches per measurement")
+    n.add_argument("--output", required=True, metavar="FILE", help="JSON to write")
+    f = sub.add_parser("fit-lr", help="fit lr*(N) to a finished learning-rate grid")
+    f.add_argument("dir", metavar="DIR", help="the grid's run store (or its export)")
+    f.add_argument("--bootstrap", type=int, default=2000, metavar="B",
+                   help="bootstrap resamples of the grid's cells")
+    f.add_argument("--json", action="store_true", help="print the result as JSON")
+    f.add_argument("--output", metavar="FILE", help="also write the result as JSON")
 
 
-def _plan(part: str):
-    from scalingkit.studies.hparams.plan import lr_grid_plan
+def _plan(args: argparse.Namespace):
+    from scalingkit.studies.hparams.lr_rule import read_lr_rule
+    from scalingkit.studies.hparams.plan import (
+        base_spec,
+        lr_grid_plan,
+        recipe_plan,
+        seed_plan,
+        tokenizer_plan,
+    )
 
-    if part == "lr-grid":
+    if args.part == "lr-grid":
         return lr_grid_plan()
-    raise ValueError(f"unknown part {part!r}; choose one of {', '.join(PARTS)}")
+    missing = [flag for flag, value in (("--lr-rule", args.lr_rule), ("--budget", args.budget),
+                                        ("--rungs", args.rungs)) if value is None]
+    if missing:
+        raise ValueError(f"part {args.part!r} needs {', '.join(missing)}")
+    if args.values is not None and args.part == "seeds":
+        raise ValueError("--values does not apply to part 'seeds' (use --seeds)")
+    spec = base_spec(lr_rule=read_lr_rule(args.lr_rule))
+    if args.part == "seeds":
+        return seed_plan(spec, args.budget, args.rungs, seeds=args.seeds)
+    if args.part == "tokenizer":
+        return tokenizer_plan(spec, args.budget, args.rungs, args.tokenizers)
+    return recipe_plan(args.part, spec, args.budget, args.rungs, args.values)
+
+
+def _fit_lr(args: argparse.Namespace) -> int:
+    from scalingkit.runs.frames import run_frame
+    from scalingkit.studies.hparams.lr_rule import fit_lr_rule, lr_optima
+
+    if args.output:
+        check_output(args.output, reads=[args.dir])
+    optima = lr_optima(run_frame(args.dir))
+    result = fit_lr_rule(optima, n_boot=args.bootstrap)
+    result["optima"] = json.loads(optima.to_json(orient="records"))
+    result["units"] = {"lr": "peak learning rate per optimizer step", "params": "parameters",
+                       "budget": "FLOP (exact count)", "loss_opt": "nats/token"}
+    result["command"] = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    text = json.dumps(result, indent=1)
+    if args.output:
+        with open(args.output, "w") as fh:
+            fh.write(text + "\n")
+    if args.json:
+        print(text)
+        return 0
+    print(optima.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    rule = result["rule"]
+    lo, hi = result["exponent_ci"]
+    print(f"lr*(N) = {rule['coef']:.3g} * (N / {rule['n_ref']:.3g})^(-{rule['exponent']:.3f}) "
+          f"[exponent 95% CI {lo:.3f} to {hi:.3f}], measured on N in "
+          f"[{rule['n_min']:.3g}, {rule['n_max']:.3g}] from {result['cells_used']} of "
+          f"{result['cells']} cells")
+    if "budget_exponent" in result:
+        glo, ghi = result["budget_exponent_ci"]
+        print(f"budget dependence at fixed N: lr* ~ C^{result['budget_exponent']:.3f} "
+              f"[95% CI {glo:.3f} to {ghi:.3f}]")
+    return 0
+
+
+def _noise_scale(args: argparse.Namespace) -> int:
+    from scalingkit.runs.provenance import provenance
+    from scalingkit.studies.hparams.lr_rule import read_lr_rule
+    from scalingkit.studies.hparams.noise import noise_along_run
+    from scalingkit.studies.hparams.plan import base_spec, seed_plan
+
+    check_output(args.output, reads=[args.lr_rule])
+    spec = base_spec(lr_rule=read_lr_rule(args.lr_rule))
+    plan = seed_plan(spec, args.budget, args.rungs, seeds=[spec.seed])
+    if plan.dropped:
+        raise ValueError("; ".join(f"rung {d.size_index}: {d.reason}" for d in plan.dropped))
+    runs = []
+    for r in plan.runs:
+        print(f"rung {r.size_index}: {r.params:,} params, {r.steps} steps", flush=True)
+        runs.append({"rung": r.size_index, "params": r.params,
+                     **noise_along_run(r.config, repeats=args.repeats)})
+    command = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    out = {"budget": args.budget, "runs": runs, "provenance": provenance(command),
+           "units": {"b_simple": "windows of n_ctx tokens", "b_simple_tokens": "tokens",
+                     "val_loss": "nats/token"}}
+    with open(args.output, "w") as fh:
+        fh.write(json.dumps(out, indent=1) + "\n")
+    for run_ in runs:
+        last = run_["points"][-1]
+        print(f"rung {run_['rung']}: final loss {run_['final_loss']:.4f} nats/token, "
+              f"B_simple {last['b_simple_tokens']:,.0f} tokens at the end "
+              f"(batch {run_['batch_tokens']:,} tokens)")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch on the action."""
     from scalingkit.runs.sweep import run_sweep
 
-    plan = _plan(args.part)
+    if args.action == "fit-lr":
+        return _fit_lr(args)
+    if args.action == "noise-scale":
+        return _noise_scale(args)
+    plan = _plan(args)
     if args.action == "plan":
         frame = plan.to_frame()
         frame["lr"] = [r.config["lr"] for r in plan.runs]
+        frame["seed"] = [r.config["seed"] for r in plan.runs]
         print(f"{args.part}: {len(plan.runs)} runs, {plan.total_flops:.3g} FLOP, about "
               f"{plan.estimate_seconds(args.flop_per_s) / 60:.0f} min at "
               f"{args.flop_per_s:.3g} FLOP/s")
@@ -59,6 +184,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"  dropped: C={d.budget:.3g} rung {d.size_index}: {d.reason}")
         print(frame.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
         return 0
+    if not plan.runs:
+        raise ValueError("every run of the part was dropped: " +
+                         "; ".join(d.reason for d in plan.dropped))
     command = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     store = run_sweep(plan, args.out, executor=args.executor, workers=args.workers,
                       progress=not args.no_progress, command=command)

@@ -10,8 +10,13 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from typing import TYPE_CHECKING
 
 from scalingkit.cli._output import check_output
+
+if TYPE_CHECKING:
+    from scalingkit.runs.record import RunRecord
+    from scalingkit.runs.sweep import SweepSpec
 
 HELP = "predict the compute-optimal loss at >= 4x the sweep's largest budget, then check it"
 
@@ -68,6 +73,37 @@ def _prediction(path: str) -> dict:
     return record
 
 
+#: Spec fields that change how ``predict make`` builds the predicted run; a store whose
+#: spec has none of them (an older store) keeps the plain ladder and the recipe's lr.
+_RECIPE_FIELDS = ("ladder", "sampler", "lr_rule")
+
+
+def _spec(made_for: dict) -> SweepSpec | None:
+    """The store's :class:`~scalingkit.runs.sweep.SweepSpec` when it has a ladder,
+    sampler or lr rule of its own; else None."""
+    from scalingkit.runs.sweep import SweepSpec
+
+    if not any(k in made_for for k in _RECIPE_FIELDS):
+        return None
+    fields = SweepSpec.__dataclass_fields__
+    try:
+        return SweepSpec(**{k: v for k, v in made_for.items() if k in fields})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the sweep's recorded spec is not a sweep spec: {exc}") from None
+
+
+def _corpus_tokens(made_for: dict, records: list[RunRecord]) -> float:
+    """Tokens in one pass over the training split: the spec's, else a run's ``tokens / epochs``."""
+    if made_for.get("corpus_tokens"):
+        return float(made_for["corpus_tokens"])
+    for r in records:
+        tokens, epochs = r.plan.get("tokens"), r.plan.get("epochs")
+        if tokens and epochs:
+            return float(tokens) / float(epochs)
+    raise ValueError("the sweep records neither corpus_tokens nor its runs' epochs, "
+                     "so the predicted run's passes over the corpus cannot be checked")
+
+
 def run(args: argparse.Namespace) -> int:
     """Dispatch on the action."""
     from pathlib import Path
@@ -82,10 +118,15 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.out} already holds a prediction; a prediction is made once")
         check_output(args.out, reads=[args.sweep], option="--out", make_parents=True)
         frame = load_points(args.sweep)
-        records = [r for r in RunStore(args.sweep).records() if r.status == "done"]
+        store = RunStore(args.sweep)
+        records = [r for r in store.records() if r.status == "done"]
         recipe = max(records, key=lambda r: r.plan.get("budget", 0)).config
+        made_for = store.made_for() or {}
         pred = predict.make_prediction(frame, recipe, factor=args.factor,
-                                       n_bootstrap=args.bootstrap)
+                                       n_bootstrap=args.bootstrap, spec=_spec(made_for))
+        predict.check_in_regime(frame, pred["params"], pred["tokens"],
+                                corpus_tokens=_corpus_tokens(made_for, records),
+                                lr_rule=made_for.get("lr_rule"), lr=pred["config"]["lr"])
         rec = predict.write_prediction(args.out, pred, command=_command(), source=args.sweep)
         print(f"predicted at {rec['predicted_at']}: C = {rec['budget']:.3g} FLOP "
               f"({rec['budget'] / rec['max_fitted_budget']:.3g}x the largest fitted), "

@@ -6,6 +6,9 @@ import argparse
 import json
 import math
 import sys
+from typing import Any
+
+import pandas as pd
 
 HELP = "show the runs of a sweep's run store (a table, or --json for scripts)"
 
@@ -15,14 +18,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", metavar="DIR", help="run store folder")
     parser.add_argument("--json", action="store_true",
                         help='print {"runs": [{"id", "status", "budget", "params", '
-                             '"tokens", "loss"}, ...], "unreadable": [message, ...]}')
+                             '"tokens", "loss", "epochs", "steps", "lr"}, ...], '
+                             '"budgets": [{"budget", "runs", "done", "n_opt", '
+                             '"bracketed", "reason"}, ...], "unreadable": [message, ...]}')
 
 
-def scan_rows(root: str) -> tuple[list[dict], list[str]]:
-    """Rows of the readable runs, and one message per unreadable record (naming its file).
+def _number(value: Any) -> float | None:
+    """``value`` as a float, or None where it is missing or NaN."""
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
 
-    Each row: id, status, budget (FLOP), params, tokens, loss (nats/token);
+
+def _steps(plan: dict, config: dict) -> int | None:
+    """Optimizer steps of a run: the plan's, else the trainer's count from its config."""
+    if plan.get("steps") is not None:
+        return int(plan["steps"])
+    from scalingkit.core.train import TrainConfig
+
+    try:
+        return TrainConfig.from_dict(dict(config)).steps
+    except (ValueError, TypeError, KeyError):  # not a trainer config (e.g. a fake run)
+        return None
+
+
+def scan_rows(root: str) -> tuple[list[dict], list[str], pd.DataFrame]:
+    """Rows of the readable runs, one message per unreadable record, and their frame.
+
+    Each row: id, status, budget (FLOP), params, tokens, loss (nats/token),
+    epochs (passes over the training corpus: the result's when done, else the
+    plan's), steps (optimizer steps) and lr (the config's peak learning rate);
     ``loss`` is the final validation loss of a done run and ``None`` otherwise.
+    The frame is :func:`scalingkit.runs.frames.results_frame` of the readable runs.
 
     Raises
     ------
@@ -33,24 +61,82 @@ def scan_rows(root: str) -> tuple[list[dict], list[str]]:
     from scalingkit.runs.store import RunStore
 
     records, problems = RunStore(root).scan()
+    by_id = {r.id: r for r in records}
     frame = results_frame(records)
     rows = []
     for rec in frame.to_dict("records"):
-        loss = rec["loss"]
+        run = by_id[rec["id"]]
         rows.append({
             "id": rec["id"], "status": rec["status"], "budget": rec["budget"],
-            "params": rec["params"], "tokens": rec["tokens"],
-            "loss": None if loss is None or math.isnan(loss) else loss,
+            "params": rec["params"], "tokens": rec["tokens"], "loss": _number(rec["loss"]),
+            "epochs": _number(rec["epochs"]), "steps": _steps(run.plan, run.config),
+            "lr": _number(run.config.get("lr")),
         })
-    return rows, problems
+    return rows, problems, frame
 
 
 def status_rows(root: str) -> list[dict]:
     """One dict per run (see :func:`scan_rows`); a corrupt record raises ``ValueError``."""
-    rows, problems = scan_rows(root)
+    rows, problems, _ = scan_rows(root)
     if problems:
         raise ValueError(problems[0])
     return rows
+
+
+def budget_rows(frame: pd.DataFrame) -> list[dict]:
+    """Per budget: runs, done runs, and whether the done runs bracket the optimum.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        :func:`scalingkit.runs.frames.results_frame` of a store; runs whose plan
+        has no budget are left out.
+
+    Returns
+    -------
+    list of dict
+        One per budget with a done run (finite loss), by increasing budget:
+        ``budget`` (FLOP), ``runs``, ``done``, ``n_opt`` (parameters, the
+        parabola vertex of :func:`scalingkit.runs.optimum.compute_optimal`;
+        None unless bracketed), ``bracketed`` and ``reason`` ("" when bracketed).
+        Empty when no run is done.
+    """
+    from scalingkit.fit import isoflop_optima
+    from scalingkit.runs.optimum import compute_optimal
+
+    planned = frame[frame["budget"].notna()]
+    loss = pd.to_numeric(planned["loss"], errors="coerce")
+    done = planned[(planned["status"] == "done") & loss.notna()].copy()
+    if done.empty:
+        return []
+    done = done.astype({c: float for c in ("budget", "params", "tokens", "loss")})
+    # compute_optimal reads D_opt off a line through each budget's sizes: it needs 2
+    sizes = done.groupby("budget")["params"].transform("nunique")
+    table, _ = compute_optimal(done[sizes >= 2]) if (sizes >= 2).any() else (None, None)
+    out = {} if table is None else {
+        float(t["budget"]): (float(t["n_opt"]) if t["bracketed"] else None,
+                             bool(t["bracketed"]), str(t["reason"]))
+        for t in table.to_dict("records")}
+    few = done[sizes < 2]
+    if not few.empty:  # the rule's own reason (too few runs or sizes)
+        optima = isoflop_optima(few["params"], few["loss"], few["budget"])
+        out.update({float(c): (None, False, str(r))
+                    for c, r in zip(optima["budget"], optima["reason"], strict=True)})
+    counts = planned.groupby(planned["budget"].astype(float))["status"]
+    return [{"budget": c, "runs": int(counts.get_group(c).size),
+             "done": int((counts.get_group(c) == "done").sum()),
+             "n_opt": n_opt, "bracketed": bracketed, "reason": reason}
+            for c, (n_opt, bracketed, reason) in sorted(out.items())]
+
+
+def budget_line(row: dict) -> str:
+    """One budget as ``C=1e+12: 7/7 done, bracketed, N_opt=74,000`` (or why not bracketed)."""
+    from scalingkit.runs.sweep import budget_key
+
+    head = f"C={budget_key(row['budget'])}: {row['done']}/{row['runs']} done, "
+    if row["bracketed"]:
+        return head + f"bracketed, N_opt={row['n_opt']:,.0f}"
+    return head + f"not bracketed ({row['reason']})"
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -59,19 +145,22 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print the table (or JSON); exit 1 if a record could not be read."""
-    rows, problems = scan_rows(args.dir)
+    rows, problems, frame = scan_rows(args.dir)
     for problem in problems:  # the readable runs are still listed
         print(f"error: {problem}", file=sys.stderr)
+    budgets = budget_rows(frame)
     if args.json:
-        print(json.dumps({"runs": rows, "unreadable": problems}))
+        print(json.dumps({"runs": rows, "budgets": budgets, "unreadable": problems}))
         return 1 if problems else 0
-    header = f"{'id':16}  {'status':8}  {'budget/FLOP':>11}  {'params':>10}  " \
-             f"{'tokens':>11}  {'loss/nats':>9}"
-    print(header)
+    print(f"{'id':16}  {'status':8}  {'budget/FLOP':>11}  {'params':>10}  "
+          f"{'tokens':>11}  {'loss/nats':>9}  {'epochs':>6}  {'steps':>7}  {'lr':>8}")
     for r in rows:
         print(f"{r['id']:16}  {r['status']:8}  {_fmt(r['budget'], '.3g'):>11}  "
               f"{_fmt(r['params'], ',.0f'):>10}  {_fmt(r['tokens'], ',.0f'):>11}  "
-              f"{_fmt(r['loss'], '.4f'):>9}")
+              f"{_fmt(r['loss'], '.4f'):>9}  {_fmt(r['epochs'], '.3g'):>6}  "
+              f"{_fmt(r['steps'], ',d'):>7}  {_fmt(r['lr'], '.3g'):>8}")
+    for b in budgets:
+        print(budget_line(b))
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1

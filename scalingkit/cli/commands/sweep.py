@@ -40,6 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-other-spec", action="store_true",
                         help="add the runs to DIR even if it holds a sweep with another "
                              "recipe (fit and predict will then read both)")
+    parser.add_argument("--lr-rule", metavar="FILE",
+                        help="learning-rate rule lr*(N) from 'hparams fit-lr --output FILE'; "
+                             "sizes outside the sizes it was measured on are dropped")
+    parser.add_argument("--bracket", action="store_true",
+                        help="monotone-ladder presets: run a pilot on the two smallest budgets, "
+                             "re-centre on its tokens per parameter, then add rungs at the "
+                             "edge of any budget whose optimum is not bracketed")
+    parser.add_argument("--no-pilot", action="store_true",
+                        help="with --bracket: keep the spec's centre (no pilot)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_slurm_arguments(parser)
 
@@ -56,9 +65,18 @@ def run(args: argparse.Namespace) -> int:
         overrides["sizes_per_budget"] = args.sizes_per_budget
     if args.budget_flops:
         overrides["budget_flops"] = args.budget_flops
+    if args.lr_rule:
+        from scalingkit.studies.hparams.lr_rule import read_lr_rule
+
+        overrides["lr_rule"] = read_lr_rule(args.lr_rule)
     spec = preset(args.preset or "quick", **overrides)
     if args.merge and not args.export:
         raise ValueError("--merge only applies to --export DEST")
+    if args.no_pilot and not args.bracket:
+        raise ValueError("--no-pilot only applies to --bracket")
+    if args.bracket and spec.ladder != "monotone":
+        raise ValueError(f"--bracket needs a monotone-ladder preset (laptop), not "
+                         f"{args.preset or 'quick'!r}")
     executor_options = slurm_options(args)  # checked before planning, like the store
     if args.executor == "slurm" and not args.dry_run:
         _check_slurm(args.out, executor_options)
@@ -83,9 +101,17 @@ def run(args: argparse.Namespace) -> int:
         print(frame.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
         return 0
     command = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    store = run_sweep(plan, args.out, executor=args.executor, workers=args.workers,
-                      progress=not args.no_progress, command=command,
-                      allow_other_spec=args.allow_other_spec, **executor_options)
+    options = {"executor": args.executor, "workers": args.workers,
+               "progress": not args.no_progress, "command": command,
+               "allow_other_spec": args.allow_other_spec, **executor_options}
+    if args.bracket:
+        from scalingkit.runs.bracket import run_bracketed
+
+        spec, table = run_bracketed(spec, args.out, pilot=not args.no_pilot, **options)
+        print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        store = RunStore(args.out)
+    else:
+        store = run_sweep(plan, args.out, **options)
     counts = store.counts()
     print(", ".join(f"{k}: {v}" for k, v in counts.items() if v) + f"  ({args.out})")
     for record in store.records():  # say why, so a failed run needs no digging

@@ -18,50 +18,47 @@ from typing import Any
 import numpy as np
 
 from scalingkit.core.ladder import ladder_rung
-from scalingkit.runs.sweep import PlannedRun, SweepPlan, SweepSpec, planned_run
-
-#: Training tokens of ``gutenberg_en`` in bytes (its manifest's split); stated so that
-#: planning does not need to load the corpus.
-GUTENBERG_BYTES = 91_677_960
-
-#: The fewest optimizer steps of any run in the study and the sweeps built on it.
-MIN_STEPS = 150
+from scalingkit.runs.sweep import PlannedRun, SweepPlan, SweepSpec, planned_run, preset
 
 
 def base_spec(**overrides: Any) -> SweepSpec:
-    """The recipe shared by the study and the laptop-scale sweeps.
+    """The recipe shared by the study and the laptop-scale sweeps: the ``laptop`` preset.
 
-    ``gutenberg_en`` bytes, context 128, batch 16 sequences (2,048 tokens per step),
-    monotone ladder with 16-feature heads, aspect ratio 64 and at least 2 layers,
-    disjoint windows, 5% linear warmup then cosine to the run's own horizon, AdamW
-    (weight decay 0.1), at least :data:`MIN_STEPS` steps and at most one pass.
+    (:func:`scalingkit.runs.sweep.preset`: ``gutenberg_en`` bytes, the monotone ladder,
+    disjoint windows, batch 16 x 128 tokens, horizon-matched cosine.)
     """
-    spec = SweepSpec(
-        budgets=(1e12,), sizes_per_budget=7, corpus="gutenberg_en", tokenizer="byte",
-        corpus_tokens=GUTENBERG_BYTES, n_ctx=128, batch_size=16, head_dim=16,
-        aspect_ratio=64.0, ladder="monotone", min_layers=2, sampler="epoch",
-        warmup_fraction=0.05, evals_per_run=10, eval_tokens=65536, min_steps=MIN_STEPS,
-        max_epochs=1.0, min_params=1e3,
-    )
-    return replace(spec, **overrides) if overrides else spec
+    return preset("laptop", **overrides)
 
 
 #: The learning-rate grid: budgets (FLOP) -> ladder rungs, and the rates tried at each.
-LR_GRID_RUNGS: dict[float, tuple[int, ...]] = {5e11: (1, 2, 3, 4, 5), 5e12: (3, 5, 7, 9, 11)}
-LR_GRID_RATES: tuple[float, ...] = tuple(float(x) for x in 1.25e-3 * 2.0 ** np.arange(6))
+LR_GRID_RUNGS: dict[float, tuple[int, ...]] = {1e12: (1, 2, 3, 4, 5), 5e12: (3, 5, 7, 9, 11)}
+LR_GRID_RATES: tuple[float, ...] = tuple(float(x) for x in 1.25e-3 * 2.0 ** np.arange(7))
 
 
 def _runs(spec: SweepSpec, cells: Sequence[tuple[float, int, dict]]) -> SweepPlan:
-    """A plan of explicit ``(budget, rung, TrainConfig overrides)`` cells."""
+    """A plan of explicit ``(budget, rung, changes)`` cells.
+
+    ``changes`` holds ``TrainConfig`` fields of the cell, plus two keys of its own:
+    ``warmup_fraction`` (replaces the spec's) and ``horizon_factor`` (a fixed cosine
+    whose horizon is this many times the run's own tokens).
+    """
+    from scalingkit.runs.sweep import DroppedRun
+
     kw = spec.rung_kwargs()
     runs: list[PlannedRun] = []
     dropped = []
-    from scalingkit.runs.sweep import DroppedRun
-
-    for budget, k, overrides in cells:
+    for budget, k, changes in cells:
+        changes = dict(changes)
+        factor = changes.pop("horizon_factor", None)
+        cell_spec = replace(spec, warmup_fraction=changes.pop("warmup_fraction",
+                                                             spec.warmup_fraction))
         model = ladder_rung(k, **kw)
-        run = planned_run(spec, budget, model, size_index=k, n_target=float(model.n_params()),
-                          corpus_tokens=spec.corpus_tokens or 0, **overrides)
+        args = {"size_index": k, "n_target": float(model.n_params()),
+                "corpus_tokens": spec.corpus_tokens or 0}
+        run = planned_run(cell_spec, budget, model, **args, **changes)
+        if factor is not None and not isinstance(run, str):
+            changes.update(schedule="cosine_fixed", horizon_tokens=int(factor * run.tokens))
+            run = planned_run(cell_spec, budget, model, **args, **changes)
         if isinstance(run, str):
             dropped.append(DroppedRun(budget, k, float(model.n_params()), run))
         else:
@@ -99,3 +96,87 @@ def seed_plan(spec: SweepSpec, budget: float, rungs: Sequence[int],
     """
     spec = replace(spec, budgets=(budget,))
     return _runs(spec, [(budget, k, {"seed": int(s)}) for k in rungs for s in seeds])
+
+
+#: Values tried by :func:`recipe_plan` for each recipe part.
+RECIPE_VALUES: dict[str, tuple[float, ...]] = {
+    "batch": (8, 16, 32, 64),
+    "warmup": (0.0, 0.01, 0.05, 0.2),
+    "horizon": (1.0, 1.5, 2.0, 4.0),
+}
+
+
+def recipe_plan(part: str, spec: SweepSpec, budget: float, rungs: Sequence[int],
+                values: Sequence[float] | None = None) -> SweepPlan:
+    """One recipe setting varied at one budget, everything else the sweep's.
+
+    Parameters
+    ----------
+    part : {"batch", "warmup", "horizon"}
+        ``batch``: sequences per step (the token budget is unchanged, so fewer,
+        larger steps); ``warmup``: the share of tokens in linear warmup;
+        ``horizon``: a cosine decaying over this many times the run's tokens (1 is
+        the horizon-matched schedule, longer ones stop before the end of the decay,
+        as a fixed schedule does for a run shorter than planned).
+    spec : SweepSpec
+        The sweep's recipe, with its learning-rate rule.
+    budget : float
+        Compute budget (FLOP).
+    rungs : sequence of int
+        Ladder rungs.
+    values : sequence of float, optional
+        Default :data:`RECIPE_VALUES`.
+    """
+    if part not in RECIPE_VALUES:
+        raise ValueError(f"unknown recipe part {part!r}; choose one of {sorted(RECIPE_VALUES)}")
+    key = {"batch": "batch_size", "warmup": "warmup_fraction",
+           "horizon": "horizon_factor"}[part]
+    values = RECIPE_VALUES[part] if values is None else tuple(values)
+    cast = int if part == "batch" else float
+    spec = replace(spec, budgets=(budget,))
+    return _runs(spec, [(budget, k, {key: cast(v)}) for k in rungs for v in values
+                        if not (part == "horizon" and v == 1.0)])
+
+
+def tokenizer_plan(spec: SweepSpec, budget: float, rungs: Sequence[int],
+                   tokenizers: Sequence[str] = ("byte", "bpe:4096")) -> SweepPlan:
+    """The same ladder shapes at one budget under several tokenizers.
+
+    Each shape keeps its width and depth; only the vocabulary (and so the embedding,
+    the head and their FLOP) changes with the tokenizer. Every run takes the learning
+    rate the spec's rule gives the byte-level shape of the same rung, since the rule
+    was measured on those. Compare the results in bits per byte.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+        The recipe with its learning-rate rule.
+    budget : float
+        Compute budget (FLOP, exact count: the head's FLOP included).
+    rungs : sequence of int
+        Ladder rungs.
+    tokenizers : sequence of str, default=("byte", "bpe:4096")
+    """
+    from scalingkit.runs.sweep import DroppedRun, train_tokens
+
+    byte_kw = spec.rung_kwargs()
+    runs: list[PlannedRun] = []
+    dropped = []
+    for tok in tokenizers:
+        tspec = replace(spec, tokenizer=tok, budgets=(budget,),
+                        corpus_tokens=spec.corpus_tokens if tok == spec.tokenizer else None)
+        corpus_tokens = tspec.corpus_tokens or train_tokens(spec.corpus, tok)
+        for k in rungs:
+            lr = spec.lr_for(ladder_rung(k, **byte_kw).n_params())
+            model = ladder_rung(k, **tspec.rung_kwargs())
+            run = (f"rung {k} lies outside the lr rule's sizes" if lr is None else
+                   planned_run(tspec, budget, model, size_index=k,
+                               n_target=float(model.n_params()),
+                               corpus_tokens=corpus_tokens, lr=lr))
+            if isinstance(run, str):
+                dropped.append(DroppedRun(budget, k, float(model.n_params()), run))
+            else:
+                runs.append(run)
+    return SweepPlan(spec=replace(spec, budgets=(budget,)), runs=tuple(runs),
+                     dropped=tuple(dropped))
+

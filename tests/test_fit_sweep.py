@@ -74,6 +74,18 @@ def test_three_approaches_agree_on_clean_data(sweep_store, capsys):
     assert [b["budget"] for b in out["budgets"]] == pytest.approx(BUDGETS, rel=1e-9)
 
 
+def test_noise_floor_bounds_approach_2_and_tests_each_valley(sweep_store, capsys):
+    out = _fit_json(capsys, sweep_store, "--bootstrap", "30", "--noise-sd", "0.002")
+    two = out["approaches"]["2"]
+    lo, hi = two["ci_noise"]
+    assert lo <= two["a"] <= hi and hi - lo > 0
+    assert out["noise_sd"] == 0.002
+    assert all(b["resolved"] == (b["depth"] > 0.004) for b in out["budgets"])
+    wide = _fit_json(capsys, sweep_store, "--bootstrap", "30", "--noise-sd", "0.02")
+    w_lo, w_hi = wide["approaches"]["2"]["ci_noise"] or (-np.inf, np.inf)
+    assert w_hi - w_lo > hi - lo  # more noise, a wider interval
+
+
 def test_unbracketed_budget_is_flagged_and_left_out(tmp_path, capsys):
     store = _write_store(tmp_path / "store", offsets=(0.0, 0.0, -0.8))
     out = _fit_json(capsys, store, "--bootstrap", "0")

@@ -87,7 +87,7 @@ def test_laptop_plan_meets_the_design():
         assert list(runs["params"]) == sorted(runs["params"])
         assert (runs["n_layer"] >= 2).all()
     lrs = [r.config["lr"] for r in plan.runs]
-    assert lrs == pytest.approx([spec.lr_for(r.params) for r in plan.runs])
+    assert lrs == pytest.approx([spec.lr_for(r.params, r.budget) for r in plan.runs])
     assert all(r.config["sampler"] == "epoch" for r in plan.runs)
 
 
@@ -177,27 +177,34 @@ def test_budget_table_flags_edges():
 
 def _grid_frame(true_lr):
     rows = []
-    for budget in (1e12, 1e13):
-        for n in (1e4, 3e4, 1e5, 3e5):
+    for budget, sizes in ((1e12, (1e4, 3e4, 1e5)), (1e13, (3e4, 1e5, 3e5))):
+        for n in sizes:
             for lr in 1e-3 * 2.0 ** np.arange(6):
-                best = true_lr(n)
+                best = true_lr(n, budget)
                 rows.append({"budget": budget, "params": n, "lr": lr,
                              "loss": 2 + 0.1 * np.log(lr / best) ** 2})
     return pd.DataFrame(rows)
 
 
 def test_lr_rule_recovers_a_known_power_law():
-    frame = _grid_frame(lambda n: 8e-3 * (n / 3e4) ** -0.4)
+    frame = _grid_frame(lambda n, c: 8e-3 * (n / 3e4) ** -0.4 * (c / 1e12) ** -0.3)
     optima = lr_optima(frame)
     result = fit_lr_rule(optima, n_boot=200)
-    assert result["rule"]["exponent"] == pytest.approx(0.4, abs=1e-6)
+    rule = result["rule"]
+    assert rule["exponent"] == pytest.approx(0.4, abs=1e-6)
+    assert rule["budget_exponent"] == pytest.approx(0.3, abs=1e-6)
     lo, hi = result["exponent_ci"]
     assert lo <= 0.4 <= hi
-    assert abs(result["budget_exponent"]) < 1e-6
+    # a size-only fit reads the budget's effect as a steeper fall with size
+    assert result["size_only"]["exponent"] != pytest.approx(0.4, abs=0.01)
+    spec = preset("laptop", lr_rule=rule)
+    assert spec.lr_for(3e4, 1e12) == pytest.approx(8e-3, rel=1e-6)
+    with pytest.raises(ValueError, match="depends on the budget"):
+        spec.lr_for(3e4)
 
 
 def test_lr_rule_reports_cells_at_the_edge_of_the_grid():
-    frame = _grid_frame(lambda n: 1e-1)  # every best rate beyond the grid
+    frame = _grid_frame(lambda n, c: 1e-1)  # every best rate beyond the grid
     optima = lr_optima(frame)
     assert (optima["reason"] == "lowest loss at the largest rate tried").all()
     with pytest.raises(ValueError, match="widen the grid"):

@@ -271,7 +271,7 @@ def test_tokens_at_size_follows_the_isoflop_line():
         tokens_at_size(frame.iloc[:1], [runs[0].budget], [1e5])
 
 
-COMMITTED_SWEEPS = ["sweep_quick", "sweep_shakespeare",
+COMMITTED_SWEEPS = ["sweep_quick", "sweep_shakespeare", "hparams/lr_grid", "hparams/recipe",
                     *(f"porian/{step}" for step in ("kaplan", "head", "warmup", "decay", "tuned"))]
 
 
@@ -286,7 +286,8 @@ def test_committed_sweep_is_complete_and_its_smallest_run_reproduces(name, capsy
     sweeps = json.loads((committed / "sweeps.json").read_text())
     prov = sweeps[-1]["provenance"]
     assert prov["command"].startswith(("python -m scalingkit sweep",
-                                       "python -m scalingkit porian run")) and prov["git_commit"]
+                                       "python -m scalingkit porian run",
+                                       "python -m scalingkit hparams run")) and prov["git_commit"]
     assert not list(committed.rglob("*.pt"))  # no checkpoints committed
 
     import torch

@@ -53,7 +53,7 @@ def plot_lr_grid(frame: pd.DataFrame, optima: pd.DataFrame | None = None, axes=N
 
 
 def plot_lr_rule(optima: pd.DataFrame, result: dict, ax=None):
-    """Best learning rate against model size, with the fitted rule and its band.
+    """Best learning rate against model size, with the fitted rule at each budget.
 
     Parameters
     ----------
@@ -66,22 +66,19 @@ def plot_lr_rule(optima: pd.DataFrame, result: dict, ax=None):
     from scalingkit.runs.spec import rule_lr
 
     ax = _axes(ax)
-    used = optima[optima["interior"]]
-    for (budget, cells), marker in zip(used.groupby("budget"), "os^D", strict=False):
-        ax.plot(cells["params"], cells["lr_opt"], marker, ls="none",
-                label=f"best rate, C = {budget:.2g} FLOP")
     rule = result["rule"]
-    n = np.geomspace(rule["n_min"], rule["n_max"], 50)
-    ax.plot(n, rule_lr(rule, n), "k-",
-            label=f"lr* = {rule['coef']:.2g} (N/{rule['n_ref']:.2g})^-{rule['exponent']:.2f}")
-    lo, hi = result["exponent_ci"]
-    for e in (lo, hi):
-        ax.plot(n, rule_lr({**rule, "exponent": e}, n), "k:", lw=0.8)
+    used = optima[optima["interior"]]
+    for i, (budget, cells) in enumerate(used.groupby("budget")):
+        color = f"C{i}"
+        ax.plot(cells["params"], cells["lr_opt"], "os^D"[i % 4], color=color, ls="none",
+                label=f"best rate, C = {budget:.2g} FLOP")
+        n = np.geomspace(cells["params"].min(), cells["params"].max(), 30)
+        ax.plot(n, rule_lr(rule, n, budget), "-", color=color, lw=1.2)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("parameters N")
     ax.set_ylabel("best peak learning rate")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, title="lines: the fitted rule")
     return ax
 
 

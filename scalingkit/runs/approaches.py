@@ -236,6 +236,40 @@ def approach_2(runs: pd.DataFrame, table: pd.DataFrame, *, n_bootstrap: int,
     return _result(fit.a_, _ci_of(fit), budgets_used=len(fit.budgets_used_))
 
 
+def approach_2_noise(runs: pd.DataFrame, noise_sd: float, *, n_bootstrap: int,
+                     seed: int | None) -> list[float] | None:
+    """Approach 2's interval from the run-to-run noise floor (a parametric bootstrap).
+
+    Each resample adds independent normal noise of standard deviation ``noise_sd``
+    (nats/token, from a seed study) to every final loss, finds each budget's optimum
+    again by the local rule, and refits the slope of ``ln N_opt`` on ``ln C`` over the
+    budgets bracketed in that resample (at least 2). Returns the 95% percentile
+    interval of ``a``, or None when fewer than 2 resamples give one.
+    """
+    rng = np.random.default_rng(seed)
+    loss = runs["loss"].to_numpy(float)
+    slopes = []
+    for _ in range(n_bootstrap):
+        noisy = loss + rng.normal(0.0, noise_sd, loss.size)
+        table = isoflop_optima(runs["params"], noisy, runs["budget"], flops=runs["flops"],
+                               rule="local")
+        ok = table[table["bracketed"]]
+        if len(ok) >= 2:
+            slopes.append(np.polyfit(np.log(ok["budget"].to_numpy(float)),
+                                     np.log(ok["n_opt"].to_numpy(float)), 1)[0])
+    return percentile_ci(np.array(slopes), CONFIDENCE) if len(slopes) >= 2 else None
+
+
+def valley_depths(runs: pd.DataFrame) -> dict[float, float]:
+    """Per planned budget: how far the lower edge of its profile rises above its lowest
+    loss (nats/token). A valley shallower than the noise floor is not resolved."""
+    out = {}
+    for budget, group in runs.groupby("budget"):
+        mean = group.groupby("params")["loss"].mean().sort_index().to_numpy()
+        out[float(budget)] = float(min(mean[0], mean[-1]) - mean.min())
+    return out
+
+
 def approach_1(source: str | Path, runs: pd.DataFrame, *, n_bootstrap: int,
                seed: int | None) -> dict[str, Any]:
     """Approach 1 on the store's validation curves, each point at its exact FLOP so far."""
@@ -294,7 +328,7 @@ def approach_3(runs: pd.DataFrame, budgets: np.ndarray, *, n_bootstrap: int,
 
 
 def fit_sweep(source: str | Path, *, n_bootstrap: int = 100, seed: int | None = 0,
-              grid: str = "full") -> dict[str, Any]:
+              grid: str = "full", noise_sd: float | None = None) -> dict[str, Any]:
     """All three approaches on a sweep's run store, in the exact-FLOP convention.
 
     Parameters
@@ -307,6 +341,11 @@ def fit_sweep(source: str | Path, *, n_bootstrap: int = 100, seed: int | None = 
         Seed of the bootstraps.
     grid : {"full", "small"}, default="full"
         Initial-value grid of the ``L(N, D)`` fit (Approach 3).
+    noise_sd : float, optional
+        The run-to-run noise floor (nats/token, from a seed study). When given,
+        Approach 2's interval comes from :func:`approach_2_noise` (``ci_noise``), and
+        each budget reports its valley depth and whether the depth exceeds twice
+        the noise floor (``resolved``).
 
     Returns
     -------
@@ -330,13 +369,23 @@ def fit_sweep(source: str | Path, *, n_bootstrap: int = 100, seed: int | None = 
     table = budget_table(runs)
     budgets = table["budget"].to_numpy(float)
     kwargs = {"n_bootstrap": n_bootstrap, "seed": seed}
+    two = approach_2(runs, table, **kwargs)
+    depths = valley_depths(runs)
+    rows = [{"budget": float(row.budget), "planned": float(row.planned),
+             "n_opt": float(row.n_opt) if row.bracketed else None,
+             "bracketed": bool(row.bracketed), "depth": depths[float(row.planned)]}
+            for row in table.itertuples()]
+    if noise_sd is not None:
+        if not (np.isfinite(noise_sd) and noise_sd > 0):
+            raise ValueError(f"noise_sd must be a positive number of nats/token, got {noise_sd!r}")
+        two["ci_noise"] = approach_2_noise(runs, noise_sd, n_bootstrap=max(n_bootstrap, 2),
+                                           seed=seed)
+        for row in rows:
+            row["resolved"] = bool(row["depth"] > 2 * noise_sd)
     return {
         "convention": "exact",
-        "approaches": {"1": approach_1(source, runs, **kwargs),
-                       "2": approach_2(runs, table, **kwargs),
+        "noise_sd": noise_sd,
+        "approaches": {"1": approach_1(source, runs, **kwargs), "2": two,
                        "3": approach_3(runs, budgets, grid=grid, **kwargs)},
-        "budgets": [{"budget": float(row.budget), "planned": float(row.planned),
-                     "n_opt": float(row.n_opt) if row.bracketed else None,
-                     "bracketed": bool(row.bracketed)}
-                    for row in table.itertuples()],
+        "budgets": rows,
     }

@@ -100,10 +100,14 @@ class SweepSpec:
         Training windows with replacement, or disjoint windows seen once per pass
         (:mod:`scalingkit.core.data.samplers`).
     lr_rule : mapping, optional
-        A learning-rate rule ``lr = coef * (N / n_ref) ** (-exponent)`` with ``N`` the
-        total parameter count, measured on sizes ``[n_min, n_max]``: keys ``coef``,
-        ``exponent``, ``n_ref``, ``n_min``, ``n_max``. It replaces ``lr``; a size
-        outside its range is dropped (the rule is not extrapolated).
+        A learning-rate rule ``lr = coef * (N / n_ref)^(-exponent) * (C / c_ref)^(-g)``
+        with ``N`` the total parameter count and ``C`` the run's budget (FLOP),
+        measured on sizes ``[n_min, n_max]`` and budgets ``[c_min, c_max]``: keys
+        ``coef``, ``exponent``, ``n_ref``, ``n_min``, ``n_max`` and, for the budget
+        term, ``budget_exponent`` (``g``), ``c_ref``, ``c_min``, ``c_max`` (without
+        them ``g = 0``). It replaces ``lr``; a size outside its range is dropped (the
+        rule is not extrapolated in size). The budget term follows its power
+        law beyond ``[c_min, c_max]``.
     centre_tokens_per_param : float, optional
         Re-centre each budget on the size whose run gets this many tokens per
         parameter under the budget's FLOP count (a pilot's measurement); replaces
@@ -226,7 +230,7 @@ class SweepSpec:
                                 vocab_size=vocab_size(self.tokenizer), count="total",
                                 head_dim=self.head_dim, aspect_ratio=self.aspect_ratio)
 
-    def lr_for(self, n_params: float) -> float | None:
+    def lr_for(self, n_params: float, budget: float | None = None) -> float | None:
         """The peak learning rate for a model of ``n_params`` parameters, or None.
 
         None means the lr rule would be extrapolated (``n_params`` outside
@@ -237,7 +241,7 @@ class SweepSpec:
             return self.lr
         if not rule["n_min"] <= n_params <= rule["n_max"]:
             return None
-        return float(rule_lr(rule, n_params))
+        return float(rule_lr(rule, n_params, budget))
 
     def rungs(self, budget: float) -> list[int]:
         """Monotone ladder: the rung indices of one budget, smallest first."""
@@ -262,12 +266,22 @@ def budget_key(budget: float) -> str:
     return f"{float(budget):.6g}"
 
 
+#: Keys of a budget term in an lr rule (all or none).
+BUDGET_TERM = ("budget_exponent", "c_ref", "c_min", "c_max")
+
+
 def _check_lr_rule(rule: Mapping[str, Any]) -> dict[str, float]:
     keys = ("coef", "exponent", "n_ref", "n_min", "n_max")
     missing = [k for k in keys if k not in rule]
     if missing:
         raise ValueError(f"lr_rule lacks {missing}; it needs {list(keys)}")
-    out = {k: float(rule[k]) for k in keys}
+    term = [k for k in BUDGET_TERM if k in rule]
+    if term and len(term) < len(BUDGET_TERM):
+        raise ValueError(f"lr_rule has {term} but not all of {list(BUDGET_TERM)}")
+    out = {k: float(rule[k]) for k in (*keys, *term)}
+    if term and not (out["c_ref"] > 0 and 0 < out["c_min"] <= out["c_max"]):
+        raise ValueError(f"lr_rule's budget term needs c_ref > 0 and 0 < c_min <= c_max, "
+                         f"got {rule!r}")
     if not all(math.isfinite(v) for v in out.values()) or min(
             out["coef"], out["n_ref"], out["n_min"]) <= 0 or out["n_max"] < out["n_min"]:
         raise ValueError(f"lr_rule must have positive coef, n_ref, n_min <= n_max, got {rule!r}")
@@ -311,11 +325,24 @@ def spec_from_dict(data: Mapping[str, Any]) -> SweepSpec:
     return SweepSpec(**fields)
 
 
-def rule_lr(rule: Mapping[str, float], n_params: float | np.ndarray) -> float | np.ndarray:
-    """A learning-rate rule's rate ``coef * (N / n_ref)^(-exponent)`` (no range check).
+def rule_lr(rule: Mapping[str, float], n_params: float | np.ndarray,
+            budget: float | np.ndarray | None = None) -> float | np.ndarray:
+    """A learning-rate rule's rate (no range check).
 
-    ``n_params`` is the total parameter count (parameters); the rule's keys are those
-    of ``SweepSpec.lr_rule``.
+    ``coef * (N / n_ref)^(-exponent) * (C / c_ref)^(-budget_exponent)``, the last
+    factor only when the rule has a budget term. ``n_params`` is the total parameter
+    count (parameters), ``budget`` the run's compute budget (FLOP); the rule's keys
+    are those of ``SweepSpec.lr_rule``.
+
+    Raises
+    ------
+    ValueError
+        If the rule has a budget term and no ``budget`` is given.
     """
-    return rule["coef"] * (np.asarray(n_params, dtype=float) / rule["n_ref"]) ** (
+    lr = rule["coef"] * (np.asarray(n_params, dtype=float) / rule["n_ref"]) ** (
         -rule["exponent"])
+    if "budget_exponent" in rule:
+        if budget is None:
+            raise ValueError("this lr rule depends on the budget; give the run's budget (FLOP)")
+        lr = lr * (np.asarray(budget, dtype=float) / rule["c_ref"]) ** (-rule["budget_exponent"])
+    return lr

@@ -63,7 +63,7 @@ PRESETS = ("quick", "reference", "laptop")
 #: planning a ``laptop`` sweep need not load the corpus (a test checks the number).
 GUTENBERG_BYTES = 91_677_960
 #: The fewest optimizer steps of a ``laptop`` run.
-LAPTOP_MIN_STEPS = 250
+LAPTOP_MIN_STEPS = 200
 @dataclass(frozen=True)
 class PlannedRun:
     """One run of a sweep: its training config and what the planner expects of it.
@@ -220,7 +220,7 @@ def planned_run(
     if not spec.min_params <= n <= spec.max_params:
         return f"{n:,} params outside [{spec.min_params:.3g}, {spec.max_params:.3g}]"
     if lr is None:
-        lr = spec.lr_for(n)
+        lr = spec.lr_for(n, budget)
         if lr is None:
             rule = spec.lr_rule or {}
             return (f"{n:,} params outside the lr rule's sizes "

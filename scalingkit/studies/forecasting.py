@@ -162,8 +162,8 @@ def make_prediction(frame: pd.DataFrame, recipe: Mapping[str, Any], *, budget: f
         model_for=None if spec is None else spec.model_for)
     config = base.to_dict()
     if spec is not None:
-        check_lr_rule(model.n_params(), spec.lr_rule)
-        config.update(sampler=spec.sampler, lr=spec.lr_for(model.n_params()))
+        check_lr_rule(model.n_params(), spec.lr_rule, budget=budget)
+        config.update(sampler=spec.sampler, lr=spec.lr_for(model.n_params(), budget))
     per_step = base.batch_size * model.n_ctx
     steps = max(1, round(tokens / per_step))
     warm_share = base.warmup_tokens / base.tokens
@@ -190,7 +190,7 @@ def make_prediction(frame: pd.DataFrame, recipe: Mapping[str, Any], *, budget: f
 
 def check_in_regime(points: pd.DataFrame, n: float, d: float, *, corpus_tokens: float,
                     lr_rule: Mapping[str, float] | None = None,
-                    lr: float | None = None) -> None:
+                    lr: float | None = None, budget: float | None = None) -> None:
     """Refuse a predicted run that leaves the regime the sweep's runs were in.
 
     Three checks, each a ``ValueError`` naming the quantity, the predicted
@@ -238,7 +238,7 @@ def check_in_regime(points: pd.DataFrame, n: float, d: float, *, corpus_tokens: 
     tokens = points["tokens"].to_numpy(float)
     _check_epochs(d / corpus_tokens, tokens / corpus_tokens)
     _check_tokens_per_param(d / n, tokens / params)
-    check_lr_rule(n, lr_rule, lr)
+    check_lr_rule(n, lr_rule, lr, budget=budget)
 
 
 def _check_epochs(epochs: float, sweep: np.ndarray) -> None:
@@ -263,7 +263,7 @@ def _check_tokens_per_param(ratio: float, sweep: np.ndarray) -> None:
 
 
 def check_lr_rule(n: float, lr_rule: Mapping[str, float] | None,
-                  lr: float | None = None) -> None:
+                  lr: float | None = None, *, budget: float | None = None) -> None:
     """Refuse an lr rule used outside the sizes it was measured on, or a different lr.
 
     Parameters
@@ -274,13 +274,15 @@ def check_lr_rule(n: float, lr_rule: Mapping[str, float] | None,
         A :class:`~scalingkit.runs.sweep.SweepSpec` lr rule; None checks nothing.
     lr : float, optional
         The run's peak learning rate, checked against the rule's at ``n``.
+    budget : float, optional
+        The run's budget (FLOP); needed by a rule with a budget term.
     """
     from scalingkit.runs.sweep import SweepSpec
 
     if lr_rule is None:
         return
     rule_spec = SweepSpec(budgets=(1.0,), lr_rule=lr_rule)  # the rule's one home: lr_for
-    expected = rule_spec.lr_for(n)
+    expected = rule_spec.lr_for(n, budget)
     if expected is None:
         rule = rule_spec.lr_rule
         raise ValueError(f"predicted run: N = {n:,.0f} parameters lies outside the lr rule's "

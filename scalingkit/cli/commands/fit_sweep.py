@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import warnings
 from pathlib import Path
 
@@ -30,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--grid", choices=["full", "small"], default="full",
                    help="initial-value grid of the L(N, D) fit, approach 3 (default full)")
+    p.add_argument("--noise-sd", type=float, default=None, metavar="NATS",
+                   help="run-to-run noise floor from a seed study (nats/token): adds Approach "
+                        "2's noise-bootstrap interval and each budget's valley depth test")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--output", type=Path, default=None,
                    help="also write the JSON to this file, with provenance in <name>.meta.json")
@@ -59,11 +64,12 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():  # a degenerate law is reported as approach 3's reason
         warnings.filterwarnings("ignore", "the fitted law is degenerate", ScalingFitWarning)
         result = plain_json(fit_sweep(args.source, n_bootstrap=args.bootstrap,
-                                      seed=args.seed, grid=args.grid))
+                                      seed=args.seed, grid=args.grid, noise_sd=args.noise_sd))
     text = json.dumps(result, allow_nan=False)
     if outputs is not None:
         outputs[0].write_text(text + "\n")
-        meta = {**provenance(), "source": str(args.source)}
+        command = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        meta = {**provenance(command), "source": str(args.source)}
         outputs[1].write_text(json.dumps(meta, indent=2) + "\n")
     print(text if args.json else render(result))
     return 0

@@ -5,7 +5,8 @@ trains them, resumably, into a run store. Parts: ``lr-grid`` (rates x sizes at t
 budgets); and, with the ``laptop`` recipe and a measured rule (``--lr-rule FILE
 --budget C --rungs K ...``), ``seeds`` (the same runs under more seeds), ``batch``
 (sequences per step), ``warmup`` (share of tokens in warmup), ``horizon`` (a
-cosine longer than the run) and ``tokenizer`` (bytes against BPE, same shapes).
+cosine longer than the run), ``init`` (GPT-2's initial weight scale) and
+``tokenizer`` (bytes against BPE, same shapes).
 ``hparams fit-lr DIR`` fits the learning-rate rule ``lr*(N)`` to a finished grid;
 ``hparams noise-scale`` measures the gradient noise scale along runs of the recipe.
 """
@@ -20,7 +21,7 @@ import sys
 from scalingkit.cli._output import check_output
 
 HELP = "hyperparameters across scale: the learning-rate grid, seeds, and the lr rule"
-PARTS = ("lr-grid", "seeds", "batch", "warmup", "horizon", "tokenizer")
+PARTS = ("lr-grid", "seeds", "batch", "warmup", "horizon", "init", "tokenizer")
 
 
 def _part_arguments(p: argparse.ArgumentParser) -> None:
@@ -123,14 +124,16 @@ def _fit_lr(args: argparse.Namespace) -> int:
     print(optima.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     rule = result["rule"]
     lo, hi = result["exponent_ci"]
-    print(f"lr*(N) = {rule['coef']:.3g} * (N / {rule['n_ref']:.3g})^(-{rule['exponent']:.3f}) "
-          f"[exponent 95% CI {lo:.3f} to {hi:.3f}], measured on N in "
+    term = ""
+    if "budget_exponent" in rule:
+        glo, ghi = result["budget_exponent_ci"]
+        term = (f" * (C / {rule['c_ref']:.3g})^(-{rule['budget_exponent']:.3f}) "
+                f"[95% CI {glo:.3f} to {ghi:.3f}], C in [{rule['c_min']:.3g}, "
+                f"{rule['c_max']:.3g}] FLOP,")
+    print(f"lr* = {rule['coef']:.3g} * (N / {rule['n_ref']:.3g})^(-{rule['exponent']:.3f}) "
+          f"[95% CI {lo:.3f} to {hi:.3f}]{term} measured on N in "
           f"[{rule['n_min']:.3g}, {rule['n_max']:.3g}] from {result['cells_used']} of "
           f"{result['cells']} cells")
-    if "budget_exponent" in result:
-        glo, ghi = result["budget_exponent_ci"]
-        print(f"budget dependence at fixed N: lr* ~ C^{result['budget_exponent']:.3f} "
-              f"[95% CI {glo:.3f} to {ghi:.3f}]")
     return 0
 
 

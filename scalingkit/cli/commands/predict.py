@@ -126,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
                                        n_bootstrap=args.bootstrap, spec=_spec(made_for))
         predict.check_in_regime(frame, pred["params"], pred["tokens"],
                                 corpus_tokens=_corpus_tokens(made_for, records),
-                                lr_rule=made_for.get("lr_rule"), lr=pred["config"]["lr"])
+                                lr_rule=made_for.get("lr_rule"), lr=pred["config"]["lr"],
+                                budget=pred["budget"])
         rec = predict.write_prediction(args.out, pred, command=_command(), source=args.sweep)
         print(f"predicted at {rec['predicted_at']}: C = {rec['budget']:.3g} FLOP "
               f"({rec['budget'] / rec['max_fitted_budget']:.3g}x the largest fitted), "

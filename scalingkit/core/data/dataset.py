@@ -32,6 +32,7 @@ from scalingkit.core.data.corpora import (
     cache_dir,
     resolve_corpus,
 )
+from scalingkit.core.data.hmm import HMM_PRESETS, HMMSource
 from scalingkit.core.data.markov import MarkovSource
 from scalingkit.core.data.tokenizer import BPETokenizer, ByteTokenizer, load_tokenizer, token_dtype
 
@@ -47,6 +48,9 @@ __all__ = [
 _FORMAT = 2  # bump when the cache layout changes
 #: Bytes of the synthetic Markov corpus unless the caller asks otherwise.
 DEFAULT_MARKOV_BYTES = 1 << 22
+#: Scored tokens behind the entropy-rate estimate stored with an ``hmm:`` corpus; about
+#: 1e-3 nats/token standard error (:meth:`HMMSource.entropy_rate`).
+HMM_ENTROPY_TOKENS = 1 << 20
 #: Most bytes of training text a BPE tokenizer learns its merges from (bytes).
 BPE_SAMPLE_BYTES = 1 << 24
 
@@ -98,7 +102,9 @@ class TokenCorpus:
     tokenizer : ByteTokenizer or BPETokenizer
     meta : dict
         Spec, tokenizer name, document and byte counts per split, and for Markov
-        corpora the exact entropy rate (``entropy_rate_nats_per_byte``).
+        corpora the exact entropy rate (``entropy_rate_nats_per_byte``); for HMM
+        corpora its estimate and standard error
+        (``entropy_rate_stderr_nats_per_byte``).
     path : Path
         Cache folder holding ``train.bin``, ``val.bin``, ``meta.json``.
     """
@@ -158,6 +164,70 @@ def _markov_documents(
     return [(f"chain{i:04d}", d) for i, d in enumerate(docs)], meta
 
 
+def _parse_hmm(spec: str) -> str:
+    preset = spec.split(":", 1)[1]
+    if preset not in HMM_PRESETS:
+        raise ValueError(f"unknown HMM preset in {spec!r}; use 'hmm:<preset>' with one of "
+                         f"{', '.join(HMM_PRESETS)}")
+    return preset
+
+
+def _hmm_documents(
+    spec: str, n_bytes: int, seed: int, val_fraction: float
+) -> tuple[list[tuple[str, bytes]], dict]:
+    """Sample the corpus from a preset HMM and estimate its entropy rate.
+
+    The documents are independent stationary chains. The ones that
+    :func:`split_documents` will put in validation are drawn from their own seed,
+    independent of the training chains', and the entropy rate from a third.
+    """
+    preset = _parse_hmm(spec)
+    src = HMMSource(**HMM_PRESETS[preset])
+    seeds = [int(np.random.SeedSequence([seed, i]).generate_state(1)[0]) for i in range(3)]
+    n_chains = max(2, min(256, n_bytes // 16384))
+    names = [f"chain{i:04d}" for i in range(n_chains)]
+    val = split_documents(names, val_fraction)
+    per_chain = -(-n_bytes // n_chains)
+    docs = []
+    for in_val, split_seed in ((False, seeds[0]), (True, seeds[1])):
+        mine = [n for n in names if (n in val) == in_val]
+        rows = src.sample(per_chain, n_chains=len(mine), seed=split_seed)
+        docs += [(n, row.tobytes()) for n, row in zip(mine, rows, strict=True)]
+    n_est = 64
+    h, se = src.entropy_rate(max(1, HMM_ENTROPY_TOKENS // n_est), n_chains=n_est,
+                             seed=seeds[2])
+    lower, upper = src.entropy_bounds()
+    meta = {
+        "hmm_preset": preset,
+        "hmm_params": src.params,
+        "hmm_bytes": n_bytes,
+        "hmm_seed": seed,
+        "entropy_rate_nats_per_byte": h,
+        "entropy_rate_stderr_nats_per_byte": se,
+        "entropy_rate_bits_per_byte": h / math.log(2),
+        "entropy_rate_stderr_bits_per_byte": se / math.log(2),
+        "entropy_rate_tokens": n_est * max(1, HMM_ENTROPY_TOKENS // n_est),
+        "entropy_bounds_nats_per_byte": [lower, upper],
+    }
+    return sorted(docs), meta
+
+
+def _generated(make) -> tuple:
+    """``documents()`` and ``extra_meta()`` of a synthetic corpus that ``make()``
+    samples once, on the first call, only if the corpus is not cached yet."""
+    generated: dict = {}
+
+    def documents():
+        if not generated:
+            generated["docs"], generated["meta"] = make()
+        return iter(generated["docs"])
+
+    def extra_meta() -> dict:
+        return generated.get("meta", {})
+
+    return documents, extra_meta
+
+
 def _bpe_vocab(spec: str) -> int | None:
     """Vocabulary size of a ``"bpe:<V>"`` spec, ``None`` for ``"byte"``; else ``ValueError``."""
     if not isinstance(spec, str):
@@ -204,7 +274,8 @@ def load_corpus(
     Parameters
     ----------
     corpus : str, default="shakespeare"
-        ``"shakespeare"``, ``"gutenberg_en"``, ``"stdlib"``, ``"markov:<k>[:<source>]"``
+        ``"shakespeare"``, ``"gutenberg_en"``, ``"stdlib"``, ``"markov:<k>[:<source>]"``,
+        ``"hmm:<preset>"`` (a preset of :data:`~scalingkit.core.data.hmm.HMM_PRESETS`)
         or a path (see :mod:`scalingkit.core.data.corpora`).
     tokenizer : str, default="byte"
         ``"byte"`` (vocabulary 256) or ``"bpe:<vocab size>"``, trained on the training
@@ -221,9 +292,9 @@ def load_corpus(
         Largest piece of a file read into memory at once (bytes); larger files are
         split into several documents at line boundaries.
     markov_bytes : int, default=4194304
-        Size of a synthetic Markov corpus (bytes).
+        Size of a synthetic Markov or HMM corpus (bytes).
     markov_seed : int, default=0
-        Seed of the Markov sampler.
+        Seed of the Markov or HMM sampler.
     cache : path, default=None
         Cache root for token arrays and unpacked shipped corpora; ``None`` uses
         :func:`cache_dir`.
@@ -245,25 +316,22 @@ def load_corpus(
     if not isinstance(corpus, str):
         raise ValueError(f"corpus must be a string (spec or path), got {corpus!r}")
     _bpe_vocab(tokenizer)
+    synthetic = corpus.startswith(("markov:", "hmm:"))
+    if synthetic and (not isinstance(markov_bytes, int) or markov_bytes < 1):
+        raise ValueError(f"markov_bytes must be a positive integer, got {markov_bytes!r}")
     if corpus.startswith("markov:"):
         _, source_spec = _parse_markov(corpus)
-        if not isinstance(markov_bytes, int) or markov_bytes < 1:
-            raise ValueError(f"markov_bytes must be a positive integer, got {markov_bytes!r}")
         source = resolve_corpus(source_spec, cache=cache)
         fingerprint = f"{source.fingerprint()}-{markov_bytes}-{markov_seed}"
         split_rule: float | str = val_fraction
-
-        generated: dict = {}  # sampled once, on the first call, only if not cached
-
-        def documents():
-            if not generated:
-                generated["docs"], generated["meta"] = _markov_documents(
-                    source, max_doc_bytes, markov_bytes, markov_seed, corpus
-                )
-            return iter(generated["docs"])
-
-        def extra_meta() -> dict:
-            return generated.get("meta", {})
+        documents, extra_meta = _generated(lambda: _markov_documents(
+            source, max_doc_bytes, markov_bytes, markov_seed, corpus))
+    elif corpus.startswith("hmm:"):
+        params = HMM_PRESETS[_parse_hmm(corpus)]
+        fingerprint = f"hmm1-{json.dumps(params, sort_keys=True)}-{markov_bytes}-{markov_seed}"
+        split_rule = val_fraction
+        documents, extra_meta = _generated(lambda: _hmm_documents(
+            corpus, markov_bytes, markov_seed, val_fraction))
     else:
         source = resolve_corpus(corpus, cache=cache)
         fingerprint = source.fingerprint()
@@ -281,7 +349,7 @@ def load_corpus(
     root = Path(cache) if cache is not None else cache_dir()
     folder = root / "corpora" / key
     if not (folder / "meta.json").exists():
-        val_files = None if corpus.startswith("markov:") else source.val_files
+        val_files = None if synthetic else source.val_files
         _build(folder, documents, tokenizer, val_fraction, val_files, corpus, extra_meta)
     meta = json.loads((folder / "meta.json").read_text())
     tok = load_tokenizer(folder / "tokenizer.json")

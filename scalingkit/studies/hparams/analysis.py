@@ -26,6 +26,7 @@ def _settings(record) -> dict:
     tokens = c["tokens"]
     horizon = c.get("horizon_tokens") if c.get("schedule") == "cosine_fixed" else None
     return {"seed": c["seed"], "batch_size": c["batch_size"],
+            "init_std": c["model"].get("init_std"),
             "warmup_fraction": round(c["warmup_tokens"] / tokens, 4),
             "horizon_factor": round(horizon / tokens, 3) if horizon else 1.0}
 
@@ -45,7 +46,7 @@ def recipe_frame(*stores: str | Path, budget: float) -> pd.DataFrame:
     -------
     DataFrame
         :func:`~scalingkit.runs.frames.run_frame` columns plus ``seed``,
-        ``batch_size``, ``warmup_fraction``, ``horizon_factor``.
+        ``batch_size``, ``init_std``, ``warmup_fraction``, ``horizon_factor``.
     """
     frames = []
     for source in stores:

@@ -84,9 +84,30 @@ def _lstsq(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(x, y, rcond=None)[0]
 
 
+def _bootstrap(x: np.ndarray, y: np.ndarray, ln_n: np.ndarray, ln_c: np.ndarray,
+               n_boot: int, seed: int) -> np.ndarray:
+    """Pairs-bootstrap coefficients; resamples that cannot identify every term are skipped."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, y.size, y.size)
+        if np.unique(ln_n[idx]).size < 2 or (x.shape[1] > 2 and np.unique(ln_c[idx]).size < 2):
+            continue
+        if np.linalg.matrix_rank(x[idx]) < x.shape[1]:
+            continue
+        out.append(_lstsq(x[idx], y[idx]))
+    return np.array(out)
+
+
 def fit_lr_rule(optima: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0,
                 confidence: float = 0.95) -> dict[str, Any]:
-    """Fit ``lr*(N) = coef (N / n_ref)^(-exponent)`` to the interior cells of a grid.
+    """Fit the learning-rate rule to the interior cells of a grid.
+
+    With cells at one budget the rule is ``lr*(N) = coef (N / n_ref)^(-exponent)``.
+    With several budgets it gains a budget term, ``(C / c_ref)^(-budget_exponent)``:
+    a longer run (more tokens at the same size) may want a lower peak rate, and a
+    size-only fit to cells whose sizes grow with the budget would read that as a
+    steeper fall with size.
 
     Parameters
     ----------
@@ -101,12 +122,12 @@ def fit_lr_rule(optima: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0,
     Returns
     -------
     dict
-        ``rule``: ``{"coef", "exponent", "n_ref", "n_min", "n_max"}`` (what
-        :class:`scalingkit.runs.sweep.SweepSpec` takes as ``lr_rule``; ``n_ref`` is the
-        geometric mean of the fitted sizes, ``n_min``/``n_max`` their range);
-        ``coef_ci``, ``exponent_ci``; ``residual_sd`` (of ``ln lr*``);
-        ``budget_exponent`` ``g`` and ``budget_exponent_ci`` of the fit with
-        ``+ g ln(C / C_ref)``; ``cells`` and ``cells_used``.
+        ``rule``: what :class:`scalingkit.runs.sweep.SweepSpec` takes as ``lr_rule``
+        (``coef``, ``exponent``, ``n_ref`` (geometric mean of the fitted sizes),
+        ``n_min``/``n_max`` (their range) and, with several budgets,
+        ``budget_exponent``, ``c_ref``, ``c_min``, ``c_max``); ``exponent_ci``,
+        ``budget_exponent_ci``; ``residual_sd`` (of ``ln lr*``); ``size_only``: the
+        fit without a budget term, for comparison; ``cells`` and ``cells_used``.
 
     Raises
     ------
@@ -121,34 +142,31 @@ def fit_lr_rule(optima: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0,
     ln_n = np.log(used["params"].to_numpy(float))
     ln_c = np.log(used["budget"].to_numpy(float))
     y = np.log(used["lr_opt"].to_numpy(float))
-    n_ref = float(np.exp(ln_n.mean()))
-    c_ref = float(np.exp(ln_c.mean()))
+    n_ref, c_ref = float(np.exp(ln_n.mean())), float(np.exp(ln_c.mean()))
+    sizes = {"n_ref": n_ref, "n_min": float(np.exp(ln_n.min())),
+             "n_max": float(np.exp(ln_n.max()))}
     x1 = np.column_stack([np.ones_like(y), -(ln_n - np.log(n_ref))])
-    x2 = np.column_stack([x1, ln_c - np.log(c_ref)])
-    b1, b2 = _lstsq(x1, y), _lstsq(x2, y) if np.ptp(ln_c) > 0 else None
-    rng = np.random.default_rng(seed)
-    boot1, boot2 = [], []
-    for _ in range(n_boot):
-        idx = rng.integers(0, y.size, y.size)
-        if np.unique(ln_n[idx]).size < 2:
-            continue
-        boot1.append(_lstsq(x1[idx], y[idx]))
-        if b2 is not None and np.unique(ln_c[idx]).size > 1:
-            boot2.append(_lstsq(x2[idx], y[idx]))
-    boot1 = np.array(boot1)
-    out: dict[str, Any] = {
-        "rule": {"coef": float(np.exp(b1[0])), "exponent": float(b1[1]), "n_ref": n_ref,
-                 "n_min": float(np.exp(ln_n.min())), "n_max": float(np.exp(ln_n.max()))},
-        "coef_ci": [float(np.exp(v)) for v in percentile_ci(boot1[:, 0], confidence)],
-        "exponent_ci": percentile_ci(boot1[:, 1], confidence),
-        "residual_sd": float(np.std(y - x1 @ b1, ddof=2)) if y.size > 2 else float("nan"),
-        "confidence": confidence, "n_boot": int(n_boot), "seed": int(seed),
-        "cells": int(len(optima)), "cells_used": int(len(used)),
-    }
-    if b2 is not None and boot2:
-        out["budget_exponent"] = float(b2[2])
-        out["budget_exponent_ci"] = percentile_ci(np.array(boot2)[:, 2], confidence)
-        out["c_ref"] = c_ref
+    b1 = _lstsq(x1, y)
+    joint = np.ptp(ln_c) > 0 and len(used) > 3
+    x = np.column_stack([x1, -(ln_c - np.log(c_ref))]) if joint else x1
+    b = _lstsq(x, y)
+    boot = _bootstrap(x, y, ln_n, ln_c, n_boot, seed)
+    rule = {"coef": float(np.exp(b[0])), "exponent": float(b[1]), **sizes}
+    out: dict[str, Any] = {"rule": rule, "exponent_ci": percentile_ci(boot[:, 1], confidence)}
+    if joint:
+        rule.update(budget_exponent=float(b[2]), c_ref=c_ref,
+                    c_min=float(np.exp(ln_c.min())), c_max=float(np.exp(ln_c.max())))
+        out["budget_exponent_ci"] = percentile_ci(boot[:, 2], confidence)
+    dof = y.size - x.shape[1]
+    out.update({
+        "coef_ci": [float(np.exp(v)) for v in percentile_ci(boot[:, 0], confidence)],
+        "residual_sd": float(np.sqrt(((y - x @ b) ** 2).sum() / dof)) if dof > 0 else None,
+        "size_only": {"coef": float(np.exp(b1[0])), "exponent": float(b1[1]), **sizes,
+                      "residual_sd": float(np.std(y - x1 @ b1, ddof=2)) if y.size > 2
+                      else None},
+        "confidence": confidence, "n_boot": int(n_boot), "n_boot_used": int(len(boot)),
+        "seed": int(seed), "cells": int(len(optima)), "cells_used": int(len(used)),
+    })
     return out
 
 

@@ -38,9 +38,10 @@ LR_GRID_RATES: tuple[float, ...] = tuple(float(x) for x in 1.25e-3 * 2.0 ** np.a
 def _runs(spec: SweepSpec, cells: Sequence[tuple[float, int, dict]]) -> SweepPlan:
     """A plan of explicit ``(budget, rung, changes)`` cells.
 
-    ``changes`` holds ``TrainConfig`` fields of the cell, plus two keys of its own:
-    ``warmup_fraction`` (replaces the spec's) and ``horizon_factor`` (a fixed cosine
-    whose horizon is this many times the run's own tokens).
+    ``changes`` holds ``TrainConfig`` fields of the cell, plus three keys of its own:
+    ``warmup_fraction`` (replaces the spec's), ``horizon_factor`` (a fixed cosine
+    whose horizon is this many times the run's own tokens) and ``init_std`` (the
+    model's initial weight scale).
     """
     from scalingkit.runs.sweep import DroppedRun
 
@@ -53,6 +54,8 @@ def _runs(spec: SweepSpec, cells: Sequence[tuple[float, int, dict]]) -> SweepPla
         cell_spec = replace(spec, warmup_fraction=changes.pop("warmup_fraction",
                                                              spec.warmup_fraction))
         model = ladder_rung(k, **kw)
+        if "init_std" in changes:
+            model = replace(model, init_std=float(changes.pop("init_std")))
         args = {"size_index": k, "n_target": float(model.n_params()),
                 "corpus_tokens": spec.corpus_tokens or 0}
         run = planned_run(cell_spec, budget, model, **args, **changes)
@@ -103,6 +106,7 @@ RECIPE_VALUES: dict[str, tuple[float, ...]] = {
     "batch": (8, 16, 32, 64),
     "warmup": (0.0, 0.01, 0.05, 0.2),
     "horizon": (1.0, 1.5, 2.0, 4.0),
+    "init": (0.02,),
 }
 
 
@@ -112,12 +116,14 @@ def recipe_plan(part: str, spec: SweepSpec, budget: float, rungs: Sequence[int],
 
     Parameters
     ----------
-    part : {"batch", "warmup", "horizon"}
+    part : {"batch", "warmup", "horizon", "init"}
         ``batch``: sequences per step (the token budget is unchanged, so fewer,
         larger steps); ``warmup``: the share of tokens in linear warmup;
         ``horizon``: a cosine decaying over this many times the run's tokens (1 is
         the horizon-matched schedule, longer ones stop before the end of the decay,
-        as a fixed schedule does for a run shorter than planned).
+        as a fixed schedule does for a run shorter than planned); ``init``: the initial
+        weights' standard deviation (GPT-2's 0.02 against the ladder's width-scaled
+        ``1 / sqrt(d_model)``, which is the sweep's own run).
     spec : SweepSpec
         The sweep's recipe, with its learning-rate rule.
     budget : float
@@ -130,7 +136,7 @@ def recipe_plan(part: str, spec: SweepSpec, budget: float, rungs: Sequence[int],
     if part not in RECIPE_VALUES:
         raise ValueError(f"unknown recipe part {part!r}; choose one of {sorted(RECIPE_VALUES)}")
     key = {"batch": "batch_size", "warmup": "warmup_fraction",
-           "horizon": "horizon_factor"}[part]
+           "horizon": "horizon_factor", "init": "init_std"}[part]
     values = RECIPE_VALUES[part] if values is None else tuple(values)
     cast = int if part == "batch" else float
     spec = replace(spec, budgets=(budget,))

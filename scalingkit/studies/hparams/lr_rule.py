@@ -143,8 +143,9 @@ def fit_lr_rule(optima: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0,
     ln_c = np.log(used["budget"].to_numpy(float))
     y = np.log(used["lr_opt"].to_numpy(float))
     n_ref, c_ref = float(np.exp(ln_n.mean())), float(np.exp(ln_c.mean()))
-    sizes = {"n_ref": n_ref, "n_min": float(np.exp(ln_n.min())),
-             "n_max": float(np.exp(ln_n.max()))}
+    params = used["params"].to_numpy(float)
+    budgets = used["budget"].to_numpy(float)
+    sizes = {"n_ref": n_ref, "n_min": float(params.min()), "n_max": float(params.max())}
     x1 = np.column_stack([np.ones_like(y), -(ln_n - np.log(n_ref))])
     b1 = _lstsq(x1, y)
     joint = np.ptp(ln_c) > 0 and len(used) > 3
@@ -155,7 +156,7 @@ def fit_lr_rule(optima: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0,
     out: dict[str, Any] = {"rule": rule, "exponent_ci": percentile_ci(boot[:, 1], confidence)}
     if joint:
         rule.update(budget_exponent=float(b[2]), c_ref=c_ref,
-                    c_min=float(np.exp(ln_c.min())), c_max=float(np.exp(ln_c.max())))
+                    c_min=float(budgets.min()), c_max=float(budgets.max()))
         out["budget_exponent_ci"] = percentile_ci(boot[:, 2], confidence)
     dof = y.size - x.shape[1]
     out.update({

@@ -36,3 +36,27 @@ def test_lr_grid_meets_the_design():
     for _, runs in done.groupby("budget"):
         assert runs.params.nunique() >= 5 and runs.lr.nunique() >= 5
     assert (done.epochs <= 1).all() and (done.steps >= 150).all()
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> set[str]:
+    keys = set(a) | set(b)
+    out = set()
+    for k in keys:
+        if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
+            out |= _differences(a[k], b[k], f"{prefix}{k}.")
+        elif a.get(k) != b.get(k):
+            out.add(prefix + k)
+    return out
+
+
+def test_recipe_runs_differ_from_their_sweep_baseline_in_one_setting():
+    from scalingkit.runs.store import RunStore
+
+    baseline = {(r.plan["budget"], r.plan["params"]): r.config
+                for r in RunStore(DATA / "sweep_reference").records()}
+    records = list(RunStore(HPARAMS / "recipe").records())
+    assert records and all(r.status == "done" for r in records)
+    for r in records:
+        base = baseline[(r.plan["budget"], r.plan["params"])]
+        changed = _differences(r.config, base)
+        assert changed in ({"seed"}, {"model.init_std"}), (r.id, changed)

@@ -233,3 +233,20 @@ def test_study_plans():
     warm = recipe_plan("warmup", replace(spec), 1e12, [3], [0.0, 0.2])
     assert sorted(r.config["warmup_tokens"] / r.tokens for r in warm.runs) == pytest.approx(
         [0.0, 0.2], abs=1e-3)
+
+
+def test_export_command_copies_records_and_refuses_a_full_folder(tmp_path, capsys):
+    from conftest import one_line_error
+
+    from scalingkit.cli import main
+    from scalingkit.runs.sweep import run_sweep
+
+    spec = preset("laptop", lr_rule=RULE, budgets=(1e12,), sizes_per_budget=3)
+    run_sweep(plan_sweep(spec), tmp_path / "s", trainer=_valley(5e4), progress=False)
+    (tmp_path / "s" / "runs").joinpath("stray.pt").write_text("weights")
+    assert main(["export", str(tmp_path / "s"), str(tmp_path / "e")]) == 0
+    assert "exported 3 run records" in capsys.readouterr().out
+    assert len(list((tmp_path / "e" / "runs").glob("*/record.json"))) == 3
+    assert not list((tmp_path / "e").rglob("*.pt"))
+    one_line_error(capsys, ["export", str(tmp_path / "s"), str(tmp_path / "e")], 2, "empty")
+    assert main(["export", str(tmp_path / "s"), str(tmp_path / "e"), "--merge"]) == 0

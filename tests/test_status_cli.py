@@ -88,6 +88,6 @@ def test_table_has_the_new_columns_and_one_line_per_budget(store, capsys):
     assert lines[-4:-1] == [
         "C=1e+12: 5/5 done, bracketed, N_opt=4,000",
         "C=1e+13: 3/4 done, not bracketed (lowest loss at the largest size)",
-        "C=1e+14: 1/2 done, not bracketed (1 run(s); at least 3 are needed)",
+        "C=1e+14: 1/2 done, not bracketed (1 size(s) done; at least 3 are needed)",
     ]
     assert "12 runs: done 9, failed 1, planned 2" in lines[-1]

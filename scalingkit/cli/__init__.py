@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "porian": "porian",
     "predict": "predict",
     "hparams": "hparams",
+    "export": "export",
 }
 
 

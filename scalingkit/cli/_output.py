@@ -61,3 +61,18 @@ def check_output(
     if not make_parents and not parent.is_dir():
         raise ValueError(f"{option} {out}: folder {parent} does not exist")
     return out
+
+
+def command_line() -> str:
+    """This process's command as the user would type it (kept in provenance)."""
+    import shlex
+    import sys
+
+    return "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def report_counts(store, out: str) -> dict[str, int]:
+    """Print one line of run counts by status (``done: 7, failed: 1  (DIR)``); return them."""
+    counts = store.counts()
+    print(", ".join(f"{k}: {v}" for k, v in counts.items() if v) + f"  ({out})")
+    return counts

@@ -60,8 +60,8 @@ def budget_table(frame: pd.DataFrame) -> pd.DataFrame:
         if runs["params"].nunique() < 3:
             rows.append({"budget": float(budget), "n_opt": math.nan, "d_opt": math.nan,
                          "tokens_per_param": math.nan, "bracketed": False,
-                         "reason": f"{runs['params'].nunique()} sizes done; 3 needed",
-                         "side": _side(runs)})
+                         "reason": f"{runs['params'].nunique()} size(s) done; at least 3 "
+                                   "are needed", "side": _side(runs)})
             continue
         table, _ = compute_optimal(runs)
         row = table.iloc[0].to_dict()

@@ -1,13 +1,25 @@
 """Plan and run IsoFLOP sweeps: several model sizes trained at each compute budget.
 
-For every budget ``C`` (FLOP) the planner picks ``k`` target sizes log-spaced
-around a centre guess ``N_c = g * C**a`` (by default ``a = 0.5`` and ``g`` such
-that ``D / N = 20`` under ``C = 6 N D``, the Chinchilla optimum), turns each
-target into a concrete shape from the model ladder
-(:func:`scalingkit.core.models.shape_for_params`), and gives it the token budget
-``D = C / (FLOP per token)``, rounded to whole optimizer steps. Configs
-outside the stated bounds (too few optimizer steps, too many passes over the
-corpus, a ladder shape already taken) are dropped, each with its reason.
+For every budget ``C`` (FLOP) the planner picks the sizes around a centre guess
+and gives each the token budget ``D = C / (FLOP per token)``, rounded to whole
+optimizer steps. The sizes come from one of two ladders
+(:class:`~scalingkit.runs.spec.SweepSpec`, ``ladder``):
+
+``"nearest"``
+    ``k`` target sizes log-spaced around ``N_c = g * C**a`` (by default ``a = 0.5``
+    and ``g`` such that ``D / N = 20`` under ``C = 6 N D``, the Chinchilla optimum),
+    each rounded to the nearest shape of
+    :func:`scalingkit.core.models.shape_for_params`;
+``"monotone"``
+    ``k`` consecutive rungs of :mod:`scalingkit.core.ladder` centred on the rung
+    nearest ``N_c``, or on the rung whose run gets a measured number of tokens per
+    parameter (``centre_tokens_per_param``), plus the rungs that
+    :mod:`scalingkit.runs.bracket` adds at an edge.
+
+Each run takes the spec's learning rate, or its measured rule ``lr*(N, C)``.
+Configs outside the stated bounds (too few optimizer steps, too many passes over
+the corpus, a size outside the lr rule's, a ladder shape already taken) are
+dropped, each with its reason.
 
 Which FLOP count defines the budget is a choice, ``budget_flops``:
 

@@ -1,18 +1,26 @@
 """The known-entropy experiment: can an Approach 3 fit recover a true entropy rate?
 
-The synthetic corpus ``"markov:<k>"`` (:mod:`scalingkit.core.data.markov`) is sampled from an
-order-``k`` byte Markov chain whose entropy rate ``H`` (nats/byte, equal to nats/token
-with the byte tokenizer) is known exactly. An IsoFLOP sweep on it, fitted with
-``L(N, D) = E + A / N^alpha + B / D^beta``, should give ``E`` close to ``H``; the
-relative error ``|E - H| / H`` measures how well the fit finds the irreducible loss.
+Two synthetic corpora have a known entropy rate ``H`` (nats/byte, equal to nats/token
+with the byte tokenizer):
+
+* ``"markov:<k>"`` (:mod:`scalingkit.core.data.markov`), sampled from an order-``k``
+  byte Markov chain, whose ``H`` is exact; a small model already reaches it;
+* ``"hmm:<preset>"`` (:mod:`scalingkit.core.data.hmm`), sampled from a hidden Markov
+  model with thousands of states, whose ``H`` is estimated with a standard error;
+  tracking the hidden state from a long context takes capacity, so model size matters.
+
+An IsoFLOP sweep on either, fitted with ``L(N, D) = E + A / N^alpha + B / D^beta``,
+should give ``E`` close to ``H``; the relative error ``|E - H| / H`` measures how well
+the fit finds the irreducible loss. :func:`source_of` returns the source behind a
+corpus spec, and the functions below accept either kind.
 
 Two finite-sample effects put the best achievable validation loss slightly above ``H``,
-and both are computed exactly here rather than assumed away:
+and both are computed here rather than assumed away:
 
-* a window of ``n_ctx`` tokens gives the first ``k - 1`` targets less than ``k`` bytes
-  of context (:func:`context_floor`);
-* the validation windows are a finite sample, so even the true chain scores a little
-  above or below ``H`` on them (:func:`source_loss_on_windows`).
+* a window of ``n_ctx`` tokens gives its first targets little context
+  (:func:`context_floor`: exact for a Markov chain, estimated for an HMM);
+* the validation windows are a finite sample, so even the true source scores a little
+  above or below ``H`` on them (:func:`source_loss_on_windows`, exact for both).
 
 References
 ----------
@@ -27,11 +35,17 @@ from typing import Any
 
 import numpy as np
 
+from scalingkit.core.data.hmm import HMM_PRESETS, HMMSource
 from scalingkit.core.data.markov import MarkovSource
 from scalingkit.fit.stats import relative_error
 
 __all__ = [
     "markov_source",
+    "source_of",
+    "true_entropy",
+    "source_params",
+    "check_source",
+    "document_bytes",
     "context_floor",
     "source_loss_on_windows",
     "fit_known_entropy",
@@ -66,6 +80,106 @@ def markov_source(order: int, source: str = "shakespeare", *, val_fraction: floa
     return MarkovSource(order=order).fit(text)
 
 
+def source_of(corpus_spec: str) -> MarkovSource | HMMSource:
+    """The source behind a synthetic corpus spec, built as the corpus builds it.
+
+    Parameters
+    ----------
+    corpus_spec : str
+        ``"markov:<k>[:<source corpus>]"`` (the chain refitted by
+        :func:`markov_source`) or ``"hmm:<preset>"`` (``HMMSource(**HMM_PRESETS[preset])``).
+
+    Returns
+    -------
+    MarkovSource or HMMSource
+
+    Raises
+    ------
+    ValueError
+        Naming the spec, if it is malformed, names an unknown HMM preset, or is not a
+        synthetic corpus.
+    """
+    from scalingkit.core.data.dataset import _parse_hmm, _parse_markov
+
+    if not isinstance(corpus_spec, str):
+        raise ValueError(f"source spec must be a string, got {corpus_spec!r}")
+    if corpus_spec.startswith("markov:"):
+        order, source = _parse_markov(corpus_spec)
+        return markov_source(order, source)
+    if corpus_spec.startswith("hmm:"):
+        return HMMSource(**HMM_PRESETS[_parse_hmm(corpus_spec)])
+    raise ValueError(f"unknown source spec {corpus_spec!r}; use 'markov:<k>' or "
+                     f"'hmm:<preset>' with a preset of {', '.join(HMM_PRESETS)}")
+
+
+def true_entropy(corpus_meta: dict) -> tuple[float, float]:
+    """Entropy rate of a synthetic corpus's source and its standard error (nats/token).
+
+    Parameters
+    ----------
+    corpus_meta : dict
+        ``TokenCorpus.meta`` of a ``markov:`` or ``hmm:`` corpus (byte tokenizer, so
+        nats/byte are nats/token).
+
+    Returns
+    -------
+    H, stderr : float
+        The stored entropy rate; its standard error, 0 for a Markov chain (exact).
+    """
+    if "entropy_rate_nats_per_byte" not in corpus_meta:
+        raise ValueError(f"corpus {corpus_meta.get('corpus')!r} has no known entropy rate; "
+                         "use a 'markov:<k>' or 'hmm:<preset>' corpus")
+    return (float(corpus_meta["entropy_rate_nats_per_byte"]),
+            float(corpus_meta.get("entropy_rate_stderr_nats_per_byte", 0.0)))
+
+
+def source_params(corpus_meta: dict) -> dict[str, Any]:
+    """The parameters of a synthetic corpus's source, from its meta.
+
+    Returns
+    -------
+    dict
+        An HMM's constructor arguments (``n_states``, ``n_symbols``, ...), or a Markov
+        chain's ``order``, smoothing ``alpha`` and the ``source`` corpus it was fitted to.
+    """
+    if "hmm_params" in corpus_meta:
+        return dict(corpus_meta["hmm_params"])
+    if "markov_order" in corpus_meta:
+        return {"order": corpus_meta["markov_order"], "alpha": corpus_meta["markov_alpha"],
+                "source": corpus_meta["markov_source"]}
+    raise ValueError(f"corpus {corpus_meta.get('corpus')!r} is not a synthetic source")
+
+
+def check_source(src: MarkovSource | HMMSource, corpus_meta: dict) -> None:
+    """``RuntimeError`` unless ``src`` is the source the corpus was sampled from.
+
+    A Markov chain must reproduce the stored entropy rate; an HMM its stored parameters.
+    """
+    if isinstance(src, HMMSource):
+        same = src.params == corpus_meta.get("hmm_params")
+    else:
+        h = true_entropy(corpus_meta)[0]
+        same = abs(src.entropy_rate() - h) <= 1e-9 * h
+    if not same:
+        raise RuntimeError(f"the rebuilt source differs from the one that sampled the "
+                           f"corpus {corpus_meta.get('corpus')!r}")
+
+
+def document_bytes(corpus_meta: dict) -> int | None:
+    """Length of every validation document of an ``hmm:`` corpus (bytes), else None.
+
+    The HMM corpus's documents are independent chains of one length, concatenated in
+    ``val.bin``; :func:`source_loss_on_windows` restarts the source at their borders.
+    """
+    if "hmm_params" not in corpus_meta:
+        return None
+    n_bytes, n_docs = corpus_meta["val_bytes"], corpus_meta["val_docs"]
+    if n_docs < 1 or n_bytes % n_docs:
+        raise ValueError(f"corpus {corpus_meta.get('corpus')!r}: {n_bytes} validation bytes "
+                         f"do not split into {n_docs} documents of one length")
+    return n_bytes // n_docs
+
+
 def _block_entropy(src: MarkovSource, length: int) -> float:
     """Entropy of ``length <= order`` consecutive stationary symbols (nats)."""
     k, a = src.order, len(src.alphabet_)
@@ -77,28 +191,45 @@ def _block_entropy(src: MarkovSource, length: int) -> float:
     return float(-(p * np.log(p)).sum())
 
 
-def context_floor(src: MarkovSource, n_ctx: int) -> float:
+def context_floor(src: MarkovSource | HMMSource, n_ctx: int, *, n_windows: int = 4096,
+                  seed: int = 0) -> float:
     """Lowest mean loss any model with an ``n_ctx``-token window can reach (nats/token).
 
     A window of ``n_ctx`` inputs predicts ``n_ctx`` targets; target ``j`` (1-based)
-    sees ``j`` bytes of context. For ``j >= k`` the best achievable loss is the entropy
-    rate ``H``; for ``j < k`` it is ``H(X_j | X_0..X_{j-1})``. By the chain rule the
-    first ``k - 1`` of those sum to ``H(X_0..X_{k-1}) - H(X_0)``, so the floor is
+    sees ``j`` bytes of context, and the best loss on it is ``H(X_j | X_0..X_{j-1})``.
+    The floor is the mean of those over ``j = 1..T``.
+
+    For an order-``k`` Markov chain it is exact: for ``j >= k`` the term is the entropy
+    rate ``H``, and by the chain rule the first ``k - 1`` sum to
+    ``H(X_0..X_{k-1}) - H(X_0)``, so the floor is
 
     .. math:: \\bigl[H(X_0..X_{k-1}) - H(X_0) + (T - k + 1) H\\bigr] / T.
 
+    For an HMM each term is estimated from ``n_windows`` independent stationary windows
+    (:meth:`~scalingkit.core.data.hmm.HMMSource.window_entropy` over ``T + 1`` tokens,
+    dropping the first, context-free position).
+
     Parameters
     ----------
-    src : MarkovSource
-        A fitted chain (stationary start, as in the sampled corpus).
+    src : MarkovSource or HMMSource
+        A fitted chain or an HMM (stationary start, as in the sampled corpus).
     n_ctx : int
-        Window length ``T`` (tokens), at least the chain's order.
+        Window length ``T`` (tokens); for a chain at least its order.
+    n_windows : int, default=4096
+        HMM only: windows behind the estimate.
+    seed : int, default=0
+        HMM only: seed of the sampled windows.
 
     Returns
     -------
     float
-        The floor (nats/token); equals ``H`` for ``k <= 1``.
+        The floor (nats/token); for a chain of order ``k <= 1`` it equals ``H``.
     """
+    if isinstance(src, HMMSource):
+        if not isinstance(n_ctx, int) or n_ctx < 1:
+            raise ValueError(f"n_ctx must be a positive integer, got {n_ctx!r}")
+        per_target, _ = src.window_entropy(n_ctx + 1, n_windows=n_windows, seed=seed)
+        return float(per_target[1:].mean())
     if not isinstance(n_ctx, int) or n_ctx < max(1, src.order):
         raise ValueError(f"n_ctx must be an integer >= the chain order {src.order}, "
                          f"got {n_ctx!r}")
@@ -110,22 +241,31 @@ def context_floor(src: MarkovSource, n_ctx: int) -> float:
     return (head + (n_ctx - k + 1) * h) / n_ctx
 
 
-def source_loss_on_windows(src: MarkovSource, tokens: np.ndarray, n_ctx: int,
-                           eval_tokens: int) -> float:
-    """Mean loss of the true chain on the trainer's validation windows (nats/token).
+def source_loss_on_windows(src: MarkovSource | HMMSource, tokens: np.ndarray, n_ctx: int,
+                           eval_tokens: int, *, doc_bytes: int | None = None) -> float:
+    """Mean loss of the true source on the trainer's validation windows (nats/token).
 
     Uses the same fixed windows as the trainer
     (:func:`scalingkit.core.data.eval_windows`), and gives each target only the context
-    inside its window, as a model sees it; targets with fewer than ``k`` bytes of
-    window context are scored with the chain's exact stationary conditionals.
+    inside its window, as a model sees it. A chain scores targets with fewer than ``k``
+    bytes of window context with its exact stationary conditionals; an HMM scores every
+    target exactly by the forward algorithm from a stationary start at the window's
+    first token (:meth:`~scalingkit.core.data.hmm.HMMSource.conditional_log_probs`).
 
     Parameters
     ----------
-    src : MarkovSource
+    src : MarkovSource or HMMSource
     tokens : np.ndarray of uint8
-        The validation byte array of the ``markov`` corpus.
+        The validation byte array of the ``markov`` or ``hmm`` corpus.
     n_ctx, eval_tokens : int
         Window length (tokens) and tokens per evaluation, as in the ``TrainConfig``.
+    doc_bytes : int, optional
+        HMM only: length of every validation document (bytes; :func:`document_bytes`).
+        The documents are independent chains, and a token that starts one may be one
+        the previous chain's states cannot emit, so a window that crosses a border is
+        scored as two pieces, the source restarting at the border (it knows where a
+        document starts; a model does not, so this is a slightly lower figure). Without
+        it the windows are scored as one chain, and a crossing can give ``ValueError``.
 
     Returns
     -------
@@ -133,6 +273,12 @@ def source_loss_on_windows(src: MarkovSource, tokens: np.ndarray, n_ctx: int,
     """
     from scalingkit.core.data import eval_windows
 
+    if isinstance(src, HMMSource):
+        starts = eval_windows(tokens, n_ctx, max(1, eval_tokens // n_ctx))
+        win = np.asarray(tokens)[starts[:, None] + np.arange(n_ctx + 1)]  # (W, T + 1)
+        return _hmm_window_loss(src, win, _borders(starts, n_ctx, doc_bytes))
+    if doc_bytes is not None:
+        raise ValueError("doc_bytes applies to an HMM source only")
     lookup = np.full(256, -1, dtype=np.int64)
     lookup[src.alphabet_] = np.arange(len(src.alphabet_))
     starts = eval_windows(tokens, n_ctx, max(1, eval_tokens // n_ctx))
@@ -156,6 +302,34 @@ def source_loss_on_windows(src: MarkovSource, tokens: np.ndarray, n_ctx: int,
             total += -np.log(cond[idx]).sum()
         count += len(starts)
     return total / count
+
+
+def _borders(starts: np.ndarray, n_ctx: int, doc_bytes: int | None) -> np.ndarray:
+    """Offset in each window of the first token of a new document, in ``1..n_ctx``;
+    ``n_ctx + 1`` where the window stays inside one document."""
+    none = np.full(len(starts), n_ctx + 1, dtype=np.int64)
+    if doc_bytes is None:
+        return none
+    if not isinstance(doc_bytes, int) or doc_bytes < 1:
+        raise ValueError(f"doc_bytes must be a positive integer, got {doc_bytes!r}")
+    offset = (starts // doc_bytes + 1) * doc_bytes - starts  # next border after the start
+    return np.where(offset <= n_ctx, offset, none)
+
+
+def _hmm_window_loss(src: HMMSource, win: np.ndarray, border: np.ndarray) -> float:
+    """Mean ``-ln p`` of targets ``1..T`` of windows ``win`` (W, T + 1), each scored from
+    a stationary start at its first token and again at ``border`` (nats/token)."""
+    total = 0.0
+    for cut in np.unique(border):
+        rows = win[border == cut]
+        logp = src.conditional_log_probs(rows[:, :cut])[:, 1:].sum()
+        if cut < win.shape[1]:  # the new document's tokens, from a fresh start
+            logp += src.conditional_log_probs(rows[:, cut:]).sum()
+        total -= logp
+    if not np.isfinite(total):
+        raise ValueError("the validation windows hold a token the HMM cannot emit from "
+                         "its context; is doc_bytes the corpus's document length?")
+    return float(total / (win.shape[0] * (win.shape[1] - 1)))
 
 
 def fit_known_entropy(params: Any, tokens: Any, loss: Any, true_entropy_rate: float, *,

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 import warnings
 from pathlib import Path
 
+from scalingkit.cli._output import command_line
 from scalingkit.cli.commands.fit import _outputs
 from scalingkit.fit import ScalingFitWarning
 from scalingkit.fit._base import plain_json
@@ -68,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     text = json.dumps(result, allow_nan=False)
     if outputs is not None:
         outputs[0].write_text(text + "\n")
-        command = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        command = command_line()
         meta = {**provenance(command), "source": str(args.source)}
         outputs[1].write_text(json.dumps(meta, indent=2) + "\n")
     print(text if args.json else render(result))

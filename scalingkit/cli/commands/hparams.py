@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 
-from scalingkit.cli._output import check_output
+from scalingkit.cli._output import check_output, command_line, report_counts
 
 HELP = "hyperparameters across scale: the learning-rate grid, seeds, and the lr rule"
 PARTS = ("lr-grid", "seeds", "batch", "warmup", "horizon", "init", "tokenizer")
@@ -113,7 +111,7 @@ def _fit_lr(args: argparse.Namespace) -> int:
     result["optima"] = json.loads(optima.to_json(orient="records"))
     result["units"] = {"lr": "peak learning rate per optimizer step", "params": "parameters",
                        "budget": "FLOP (exact count)", "loss_opt": "nats/token"}
-    result["command"] = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    result["command"] = command_line()
     text = json.dumps(result, indent=1)
     if args.output:
         with open(args.output, "w") as fh:
@@ -153,7 +151,7 @@ def _noise_scale(args: argparse.Namespace) -> int:
         print(f"rung {r.size_index}: {r.params:,} params, {r.steps} steps", flush=True)
         runs.append({"rung": r.size_index, "params": r.params,
                      **noise_along_run(r.config, repeats=args.repeats)})
-    command = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     out = {"budget": args.budget, "runs": runs, "provenance": provenance(command),
            "units": {"b_simple": "windows of n_ctx tokens", "b_simple_tokens": "tokens",
                      "val_loss": "nats/token"}}
@@ -190,11 +188,10 @@ def run(args: argparse.Namespace) -> int:
     if not plan.runs:
         raise ValueError("every run of the part was dropped: " +
                          "; ".join(d.reason for d in plan.dropped))
-    command = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     store = run_sweep(plan, args.out, executor=args.executor, workers=args.workers,
                       progress=not args.no_progress, command=command)
-    counts = store.counts()
-    print(", ".join(f"{k}: {v}" for k, v in counts.items() if v) + f"  ({args.out})")
+    counts = report_counts(store, args.out)
     if args.export:
         n = store.export(args.export)
         print(f"exported {n} run records to {args.export}")

@@ -11,10 +11,9 @@ and three ways of locating the optimum.
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
 from scalingkit.cli._output import check_output as _check_output
+from scalingkit.cli._output import command_line, report_counts
 
 HELP = "Porian et al. ladder: plan, run and fit the Kaplan-to-Chinchilla steps"
 
@@ -96,11 +95,10 @@ def run(args: argparse.Namespace) -> int:
         for r in plan.runs:  # plan metadata names the step and its FLOP count
             store.add(r.config, plan={**r.plan_dict(porian.get_rung(args.step).budget_count),
                                       "step": args.step})
-        command = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        command = command_line()
         store = run_sweep(plan, args.out, executor=args.executor, workers=args.workers,
                           progress=not args.no_progress, command=command)
-        counts = store.counts()
-        print(", ".join(f"{k}: {v}" for k, v in counts.items() if v) + f"  ({args.out})")
+        counts = report_counts(store, args.out)
         if args.export:
             print(f"exported {store.export(args.export)} run records to {args.export}")
         return 0 if counts["failed"] == 0 else 1
@@ -164,6 +162,6 @@ def _write_json(path: str, data: dict) -> None:
     from scalingkit.runs.files import atomic_write_json, json_safe
     from scalingkit.runs.sweep import provenance
 
-    command = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(Path(path), json_safe({**data, "provenance": provenance(command)}))

@@ -8,11 +8,9 @@ trains the predicted model and records its loss (refusing without a prediction).
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 from typing import TYPE_CHECKING
 
-from scalingkit.cli._output import check_output
+from scalingkit.cli._output import check_output, command_line
 
 if TYPE_CHECKING:
     from scalingkit.runs.record import RunRecord
@@ -39,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _command() -> str:
-    return "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return command_line()
 
 
 #: Keys ``predict outcome`` needs from a file that ``predict make`` wrote.

@@ -101,8 +101,7 @@ def budget_rows(frame: pd.DataFrame) -> list[dict]:
         None unless bracketed), ``bracketed`` and ``reason`` ("" when bracketed).
         Empty when no run is done.
     """
-    from scalingkit.fit import isoflop_optima
-    from scalingkit.runs.optimum import compute_optimal
+    from scalingkit.runs.bracket import budget_table
 
     planned = frame[frame["budget"].notna()]
     loss = pd.to_numeric(planned["loss"], errors="coerce")
@@ -110,23 +109,13 @@ def budget_rows(frame: pd.DataFrame) -> list[dict]:
     if done.empty:
         return []
     done = done.astype({c: float for c in ("budget", "params", "tokens", "loss")})
-    # compute_optimal reads D_opt off a line through each budget's sizes: it needs 2
-    sizes = done.groupby("budget")["params"].transform("nunique")
-    table, _ = compute_optimal(done[sizes >= 2]) if (sizes >= 2).any() else (None, None)
-    out = {} if table is None else {
-        float(t["budget"]): (float(t["n_opt"]) if t["bracketed"] else None,
-                             bool(t["bracketed"]), str(t["reason"]))
-        for t in table.to_dict("records")}
-    few = done[sizes < 2]
-    if not few.empty:  # the rule's own reason (too few runs or sizes)
-        optima = isoflop_optima(few["params"], few["loss"], few["budget"])
-        out.update({float(c): (None, False, str(r))
-                    for c, r in zip(optima["budget"], optima["reason"], strict=True)})
+    table = budget_table(done)  # the planner's own test of bracketing
     counts = planned.groupby(planned["budget"].astype(float))["status"]
-    return [{"budget": c, "runs": int(counts.get_group(c).size),
-             "done": int((counts.get_group(c) == "done").sum()),
-             "n_opt": n_opt, "bracketed": bracketed, "reason": reason}
-            for c, (n_opt, bracketed, reason) in sorted(out.items())]
+    return [{"budget": float(t["budget"]), "runs": int(counts.get_group(t["budget"]).size),
+             "done": int((counts.get_group(t["budget"]) == "done").sum()),
+             "n_opt": float(t["n_opt"]) if t["bracketed"] else None,
+             "bracketed": bool(t["bracketed"]), "reason": str(t["reason"])}
+            for t in table.to_dict("records")]
 
 
 def budget_line(row: dict) -> str:

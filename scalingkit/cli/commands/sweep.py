@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
+
+from scalingkit.cli._output import command_line, report_counts
 
 HELP = "plan an IsoFLOP sweep (budgets x model sizes) and train it, resumably, into DIR"
 
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(frame.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
         return 0
-    command = "python -m scalingkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     options = {"executor": args.executor, "workers": args.workers,
                "progress": not args.no_progress, "command": command,
                "allow_other_spec": args.allow_other_spec, **executor_options}
@@ -112,8 +112,7 @@ def run(args: argparse.Namespace) -> int:
         store = RunStore(args.out)
     else:
         store = run_sweep(plan, args.out, **options)
-    counts = store.counts()
-    print(", ".join(f"{k}: {v}" for k, v in counts.items() if v) + f"  ({args.out})")
+    counts = report_counts(store, args.out)
     for record in store.records():  # say why, so a failed run needs no digging
         if record.status == "failed":
             print(f"  failed {record.id}: {record.error}")

@@ -1,4 +1,4 @@
-"""Data for training: tokenizers, corpora, a synthetic Markov source and samplers.
+"""Data for training: tokenizers, corpora, synthetic Markov and HMM sources, samplers.
 
 Modules
 -------
@@ -9,6 +9,9 @@ corpora
     (``gutenberg_en``) archives, checked by sha256; the Python stdlib; local files.
 markov
     A smoothed byte Markov chain with an exactly known entropy rate.
+hmm
+    A sparse hidden Markov byte source: long memory, entropy rate estimated with a
+    standard error (the ``"hmm:<preset>"`` corpora).
 dataset
     Disk-cached ``np.memmap`` token arrays split by document; validation windows.
 samplers
@@ -24,6 +27,7 @@ from scalingkit.core.data.dataset import (
     load_corpus,
     split_documents,
 )
+from scalingkit.core.data.hmm import HMM_PRESETS, HMMSource
 from scalingkit.core.data.markov import MarkovSource
 from scalingkit.core.data.samplers import SAMPLERS, BatchSampler, EpochSampler, make_sampler
 from scalingkit.core.data.tokenizer import BPETokenizer, ByteTokenizer, bytes_per_token
@@ -35,6 +39,8 @@ __all__ = [
     "SAMPLERS",
     "ByteTokenizer",
     "CorpusSource",
+    "HMM_PRESETS",
+    "HMMSource",
     "MarkovSource",
     "TokenCorpus",
     "bytes_per_token",

@@ -83,8 +83,9 @@ def seed_noise(frame: pd.DataFrame) -> dict:
     dict
         ``per_size``: one ``{"params", "seeds", "mean", "sd", "range"}`` per size with
         at least 2 seeds; ``pooled_sd``: the pooled standard deviation (nats/token,
-        degrees of freedom summed over sizes); ``max_range``: the largest spread
-        between seeds of one size (nats/token).
+        degrees of freedom summed over sizes); ``median_sd``: the median of the
+        per-size standard deviations, which one noisy size cannot move;
+        ``max_range``: the largest spread between seeds of one size (nats/token).
     """
     rows = []
     dof, ss = 0, 0.0
@@ -99,4 +100,5 @@ def seed_noise(frame: pd.DataFrame) -> dict:
     if not rows:
         raise ValueError("no size has runs under two or more seeds")
     return {"per_size": rows, "pooled_sd": float(np.sqrt(ss / dof)),
+            "median_sd": float(np.median([r["sd"] for r in rows])),
             "max_range": max(r["range"] for r in rows)}

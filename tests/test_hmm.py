@@ -164,3 +164,15 @@ def test_unknown_hmm_preset_is_refused(tmp_path):
         load_corpus("hmm:huge", cache=tmp_path)
     with pytest.raises(ValueError, match="markov_bytes"):
         load_corpus("hmm:small", cache=tmp_path, markov_bytes=0)
+
+
+def test_hmm_corpus_size_comes_from_its_spec():
+    from scalingkit.core.data.dataset import _hmm_bytes, _parse_hmm
+
+    assert _hmm_bytes("hmm:small", 123) == 123
+    assert _hmm_bytes("hmm:small:3", 123) == 3 << 20
+    for bad in ("hmm:small:0", "hmm:small:x", "hmm:small:1:2"):
+        with pytest.raises(ValueError, match="whole number of megabytes"):
+            _parse_hmm(bad)
+    with pytest.raises(ValueError, match="unknown HMM preset"):
+        _parse_hmm("hmm:nope:3")

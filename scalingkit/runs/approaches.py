@@ -378,8 +378,8 @@ def fit_sweep(source: str | Path, *, n_bootstrap: int = 100, seed: int | None = 
     if noise_sd is not None:
         if not (np.isfinite(noise_sd) and noise_sd > 0):
             raise ValueError(f"noise_sd must be a positive number of nats/token, got {noise_sd!r}")
-        two["ci_noise"] = approach_2_noise(runs, noise_sd, n_bootstrap=max(n_bootstrap, 2),
-                                           seed=seed)
+        two["ci_noise"] = (approach_2_noise(runs, noise_sd, n_bootstrap=n_bootstrap, seed=seed)
+                           if n_bootstrap >= 2 else None)
         for row in rows:
             row["resolved"] = bool(row["depth"] > 2 * noise_sd)
     return {

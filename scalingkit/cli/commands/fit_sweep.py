@@ -50,11 +50,23 @@ def render(result: dict) -> str:
     for name, res in result["approaches"].items():
         ci = res["ci"]
         shown = "-" if ci is None else f"[{ci[0]:.4f}, {ci[1]:.4f}]"
-        lines.append(f"{name:>8}  {_cell(res['a']):>7}  {shown:>17}  {res['reason'] or ''}")
-    lines.append(f"\n{'budget (FLOP)':>13}  {'N_opt (approach 2)':>18}  bracketed")
+        note = res["reason"] or ""
+        if res.get("ci_noise"):
+            lo, hi = res["ci_noise"]
+            note = (note + f" from the noise floor: [{lo:.4f}, {hi:.4f}]").strip()
+        lines.append(f"{name:>8}  {_cell(res['a']):>7}  {shown:>17}  {note}")
+    noise = result.get("noise_sd")
+    lines.append(f"\n{'budget (FLOP)':>13}  {'N_opt (approach 2)':>18}  bracketed  "
+                 f"{'depth':>7}" + ("  resolved" if noise else ""))
     for row in result["budgets"]:
-        lines.append(f"{row['budget']:>13.4g}  {_cell(row['n_opt'], '.4g'):>18}  "
-                     f"{'yes' if row['bracketed'] else 'no'}")
+        line = (f"{row['budget']:>13.4g}  {_cell(row['n_opt'], '.4g'):>18}  "
+                f"{'yes' if row['bracketed'] else 'no':>9}  {row['depth']:>7.4f}")
+        if noise:
+            line += f"  {'yes' if row['resolved'] else 'no':>8}"
+        lines.append(line)
+    if noise:
+        lines.append(f"(depth: nats/token from the lowest loss to the lower edge; resolved: "
+                     f"deeper than twice the noise floor {noise:g})")
     return "\n".join(lines)
 
 

@@ -165,11 +165,24 @@ def _markov_documents(
 
 
 def _parse_hmm(spec: str) -> str:
-    preset = spec.split(":", 1)[1]
+    """The preset of ``"hmm:<preset>[:<megabytes>]"``; ``ValueError`` for a bad spec."""
+    preset = spec.split(":")[1] if spec.count(":") >= 1 else ""
     if preset not in HMM_PRESETS:
-        raise ValueError(f"unknown HMM preset in {spec!r}; use 'hmm:<preset>' with one of "
-                         f"{', '.join(HMM_PRESETS)}")
+        raise ValueError(f"unknown HMM preset in {spec!r}; use 'hmm:<preset>[:<megabytes>]' "
+                         f"with one of {', '.join(HMM_PRESETS)}")
+    _hmm_bytes(spec, 1)
     return preset
+
+
+def _hmm_bytes(spec: str, default: int) -> int:
+    """Bytes of an ``"hmm:<preset>:<megabytes>"`` corpus (MiB), else ``default``."""
+    parts = spec.split(":")
+    if len(parts) < 3:
+        return default
+    if len(parts) > 3 or not parts[2].isdigit() or int(parts[2]) < 1:
+        raise ValueError(f"bad HMM corpus spec {spec!r}; the size is a whole number of "
+                         "megabytes, as in 'hmm:medium:256'")
+    return int(parts[2]) << 20
 
 
 def _hmm_documents(
@@ -275,8 +288,9 @@ def load_corpus(
     ----------
     corpus : str, default="shakespeare"
         ``"shakespeare"``, ``"gutenberg_en"``, ``"stdlib"``, ``"markov:<k>[:<source>]"``,
-        ``"hmm:<preset>"`` (a preset of :data:`~scalingkit.core.data.hmm.HMM_PRESETS`)
-        or a path (see :mod:`scalingkit.core.data.corpora`).
+        ``"hmm:<preset>[:<megabytes>]"`` (a preset of
+        :data:`~scalingkit.core.data.hmm.HMM_PRESETS`, sampled to that many MiB, by
+        default ``markov_bytes``) or a path (see :mod:`scalingkit.core.data.corpora`).
     tokenizer : str, default="byte"
         ``"byte"`` (vocabulary 256) or ``"bpe:<vocab size>"``, trained on the training
         documents of this corpus. When those exceed ``BPE_SAMPLE_BYTES`` (16 MiB), the
@@ -328,10 +342,11 @@ def load_corpus(
             source, max_doc_bytes, markov_bytes, markov_seed, corpus))
     elif corpus.startswith("hmm:"):
         params = HMM_PRESETS[_parse_hmm(corpus)]
-        fingerprint = f"hmm1-{json.dumps(params, sort_keys=True)}-{markov_bytes}-{markov_seed}"
+        n_bytes = _hmm_bytes(corpus, markov_bytes)
+        fingerprint = f"hmm1-{json.dumps(params, sort_keys=True)}-{n_bytes}-{markov_seed}"
         split_rule = val_fraction
         documents, extra_meta = _generated(lambda: _hmm_documents(
-            corpus, markov_bytes, markov_seed, val_fraction))
+            corpus, n_bytes, markov_seed, val_fraction))
     else:
         source = resolve_corpus(corpus, cache=cache)
         fingerprint = source.fingerprint()

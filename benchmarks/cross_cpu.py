@@ -46,8 +46,8 @@ PATHS: dict[str, dict[str, str]] = {
             "OPENBLAS_CORETYPE": "Sandybridge"},
 }
 #: Committed stores whose smallest run a test re-trains.
-STORES = ("sweep_quick", "sweep_shakespeare", "porian/kaplan", "porian/head",
-          "porian/warmup", "porian/decay", "porian/tuned")
+STORES = ("sweep_quick", "sweep_shakespeare", "hparams/lr_grid", "hparams/recipe",
+          "porian/kaplan", "porian/head", "porian/warmup", "porian/decay", "porian/tuned")
 
 
 # ------------------------------------------------------------------ child side
@@ -120,6 +120,19 @@ def _prediction() -> dict[str, tuple[float, float]]:
             for k in ("params", "tokens", "predicted_loss", "predicted_loss_envelope")}
 
 
+def _lr_rule() -> dict[str, tuple[float, float]]:
+    from scalingkit.runs.frames import run_frame
+    from scalingkit.studies.hparams.lr_rule import fit_lr_rule, lr_optima
+
+    committed = json.loads((DATA / "hparams" / "lr_rule.json").read_text())
+    again = fit_lr_rule(lr_optima(run_frame(DATA / "hparams" / "lr_grid")),
+                        n_boot=committed["n_boot"], seed=committed["seed"])
+    out = {f"lr_rule/{k}": (again["rule"][k], committed["rule"][k])
+           for k in ("coef", "exponent", "budget_exponent")}
+    out["lr_rule/exponent_ci_low"] = (again["exponent_ci"][0], committed["exponent_ci"][0])
+    return out
+
+
 def _retrain(name: str) -> dict[str, tuple[float, float]]:
     import torch
 
@@ -138,7 +151,7 @@ def _retrain(name: str) -> dict[str, tuple[float, float]]:
 def child(parts: list[str]) -> None:
     """Compute every requested re-derivation; print ``{name: [live, committed]}``."""
     jobs = {"kaplan": _kaplan, "chinchilla": _chinchilla, "porian": _porian,
-            "prediction": _prediction}
+            "prediction": _prediction, "lr_rule": _lr_rule}
     out: dict[str, tuple[float, float]] = {}
     for part in parts:
         if part.startswith("retrain:"):
@@ -196,13 +209,13 @@ def main() -> None:
     ap.add_argument("--skip-training", action="store_true",
                     help="skip re-training the smallest run of each committed store")
     ap.add_argument("--only", nargs="*", help="parts to run (kaplan, chinchilla, porian, "
-                    "prediction, retrain:<store>)")
+                    "prediction, lr_rule, retrain:<store>)")
     ap.add_argument("--output", type=Path, help="also write the table as JSON here")
     args = ap.parse_args()
     if args.child is not None:
         child(args.child)
         return
-    parts = args.only or ["kaplan", "chinchilla", "porian", "prediction"] + (
+    parts = args.only or ["kaplan", "chinchilla", "porian", "prediction", "lr_rule"] + (
         [] if args.skip_training else [f"retrain:{s}" for s in STORES])
     rows = summarise(measure(parts))
     for name, r in rows.items():

@@ -26,7 +26,9 @@ def test_committed_lr_rule_rederives_from_the_committed_grid():
     for key in ("coef", "exponent", "n_ref", "n_min", "n_max"):
         assert again["rule"][key] == pytest.approx(committed["rule"][key], rel=CLOSED_FORM_RTOL)
     # the bootstrap resamples cells with a seeded generator: the same draws everywhere
-    assert again["exponent_ci"] == pytest.approx(committed["exponent_ci"], rel=1e-9)
+    assert again["exponent_ci"] == pytest.approx(committed["exponent_ci"], rel=CLOSED_FORM_RTOL)
+    assert again["budget_exponent_ci"] == pytest.approx(committed["budget_exponent_ci"],
+                                                        rel=CLOSED_FORM_RTOL)
 
 
 def test_lr_grid_meets_the_design():

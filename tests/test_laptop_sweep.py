@@ -22,7 +22,7 @@ from scalingkit.runs.bracket import (
 from scalingkit.runs.spec import spec_dict, spec_from_dict
 from scalingkit.runs.sweep import GUTENBERG_BYTES, plan_sweep, preset
 from scalingkit.studies.hparams.lr_rule import fit_lr_rule, lr_optima, read_lr_rule
-from scalingkit.studies.hparams.plan import lr_grid_plan, recipe_plan, seed_plan
+from scalingkit.studies.hparams.plan import lr_grid_plan, recipe_plan, seed_plan, tokenizer_plan
 
 RUNG = {"n_ctx": 128, "vocab_size": 256}
 RULE = {"coef": 5e-3, "exponent": 0.5, "n_ref": 1e5, "n_min": 1e4, "n_max": 2e6}
@@ -230,6 +230,12 @@ def test_study_plans():
     horizon = recipe_plan("horizon", spec, 1e12, [3])
     assert sorted(r.config["horizon_tokens"] / r.tokens for r in horizon.runs) == pytest.approx(
         [1.5, 2.0, 4.0], rel=1e-3)
+    same = tokenizer_plan(preset("laptop", lr_rule={**RULE, "budget_exponent": 0.3,
+                                                    "c_ref": 1e12, "c_min": 1e12,
+                                                    "c_max": 5e12}),
+                          3e12, [2, 3], tokenizers=("byte",))
+    assert [r.config["lr"] for r in same.runs] == pytest.approx(
+        [same.spec.lr_for(r.params, 3e12) for r in same.runs])
     warm = recipe_plan("warmup", replace(spec), 1e12, [3], [0.0, 0.2])
     assert sorted(r.config["warmup_tokens"] / r.tokens for r in warm.runs) == pytest.approx(
         [0.0, 0.2], abs=1e-3)

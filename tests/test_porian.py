@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -195,6 +196,14 @@ def test_step_frame_and_fit_cli(plans, tmp_path, capsys):
     assert exact["a_low"] - 1e-6 <= truth <= exact["a_high"] + 1e-6
     # counting N without the embedding head shifts the fitted exponent (Porian's factor a)
     assert rows["kaplan", "parametric"]["a"] > truth + 0.05
+    data = json.loads(out.read_text())
+    assert (data["summary_method"], data["summary_convention"]) == (
+        porian.SUMMARY_METHOD, "with_head")
+    head = data["summary"]["head"]
+    assert set(head) == {"a", "ci", "budgets", "bracketed", "reason"}
+    assert head["budgets"] == 2 and 0 <= head["bracketed"] <= 2
+    if head["a"] is not None:
+        assert head["ci"][0] <= head["a"] <= head["ci"][1]
 
 
 def test_fit_cli_rejects_bad_argument(tmp_path, capsys):
@@ -285,3 +294,191 @@ def test_committed_exponents_rederive_from_the_committed_rungs():
     assert (both["n_edge"] == both["n_edge_json"]).all()
     ok = committed.dropna(subset=["a_low"])
     assert (ok["a_low"] <= ok["a_high"]).all()
+
+
+# --- the laptop ladder (BPE 4096 on gutenberg_en, the measured lr rule) -------------------
+
+RULE = {"coef": 5e-3, "exponent": 0.3, "n_ref": 1e5, "n_min": 1e4, "n_max": 3e6,
+        "budget_exponent": 0.3, "c_ref": 2e12, "c_min": 1e12, "c_max": 5e12}
+# corpus_tokens given: planning never loads (or BPE-encodes) the corpus
+LAPTOP = porian.laptop_spec(RULE, budgets=(1e12, 3e12), sizes_per_budget=4,
+                            corpus_tokens=30_000_000)
+
+
+@pytest.fixture(scope="module")
+def laptop():
+    recipe = porian.fixed_recipe(LAPTOP)
+    return recipe, {r.name: porian.plan_rung(r, LAPTOP, recipe=recipe)
+                    for r in porian.LAPTOP_RUNGS}
+
+
+def test_laptop_ladder_corrects_one_factor_per_step():
+    fields = ("budget_count", "warmup", "schedule", "tuned")
+    order = porian.ladder_order(porian.LAPTOP_RUNGS)
+    changed = [sum(getattr(a, f) != getattr(b, f) for f in fields)
+               for a, b in zip(order, order[1:], strict=False)]
+    assert changed == [1] * (len(order) - 1)
+    assert [r.name for r in porian.LAPTOP_RUNGS[:2]] == ["kaplan", "corrected"]
+    assert [order[0].name, order[-1].name] == ["kaplan", "corrected"]
+    assert {r.ladder for r in porian.LAPTOP_RUNGS} == {"laptop"}
+    assert porian.get_rung("corrected", "laptop").tuned
+    assert "--ladder laptop" in porian.rung_command(porian.LAPTOP_RUNGS[0])
+
+
+def test_fixed_recipe_is_the_rule_in_the_middle(laptop):
+    recipe, plans = laptop
+    ks = sorted({k for b in LAPTOP.budgets for k in LAPTOP.rungs(b)})
+    n_mid = np.exp(np.mean(np.log([porian.byte_twin_params(LAPTOP, k) for k in ks])))
+    assert recipe.lr == pytest.approx(RULE["coef"] * (n_mid / 1e5) ** -0.3
+                                      * (np.sqrt(3e12 * 1e12) / 2e12) ** -0.3)
+    assert recipe.horizon_tokens == max(r.tokens for r in plans["kaplan"].runs)
+
+
+@pytest.mark.parametrize("name", [r.name for r in porian.LAPTOP_RUNGS])
+def test_laptop_rungs_differ_exactly_as_documented(laptop, name):
+    recipe, plans = laptop
+    rung, plan = porian.get_rung(name, "laptop"), plans[name]
+    assert len(plan.runs) >= 6
+    for run in plan.runs:
+        config = TrainConfig.from_dict(run.config)
+        model = config.model
+        assert config.tokenizer == "bpe:4096" and model.vocab_size == 4096
+        exact = flops.training_flops_per_token(model.shape)
+        per_token = 6 * model.n_params_non_embedding() if rung.budget_count == "kaplan" else exact
+        assert abs(per_token * config.tokens - run.budget) <= per_token * config.tokens_per_step
+        assert run.flops_exact == pytest.approx(exact * config.tokens)
+        warm = (min(porian.LAPTOP_WARMUP_TOKENS, config.tokens / 2) if rung.warmup == "fixed"
+                else round(0.05 * config.tokens))
+        assert config.warmup_tokens == int(warm)
+        assert config.schedule == rung.schedule
+        assert config.horizon_tokens == (recipe.horizon_tokens
+                                         if rung.schedule == "cosine_fixed" else None)
+        k = run.size_index  # the ladder rung; the lr rule is read at its byte-level twin
+        rule_lr = LAPTOP.lr_for(porian.byte_twin_params(LAPTOP, k), run.budget)
+        assert config.lr == pytest.approx(rule_lr if rung.tuned else recipe.lr)
+        assert (config.batch_size, config.sampler) == (16, "epoch")
+    if rung.tuned:  # the rule falls with size: one lr per size
+        assert len({r.config["lr"] for r in plan.runs}) > 3
+
+
+def test_kaplan_count_gives_small_models_far_more_tokens_with_bpe(laptop):
+    _, plans = laptop
+    kaplan = {(r.budget, r.params): r.tokens for r in plans["kaplan"].runs}
+    exact = {(r.budget, r.params): r.tokens for r in plans["head"].runs}
+    common = sorted(set(kaplan) & set(exact), key=lambda key: key[1])
+    ratios = [kaplan[c] / exact[c] for c in common]
+    assert all(r > 1.5 for r in ratios) and ratios[0] > ratios[-1]
+
+
+def test_head_flop_share_of_the_planned_shapes(laptop):
+    _, plans = laptop
+    share = porian.head_flop_share(plans["corrected"])
+    assert np.all(np.diff(share["head_share"]) < 0) and share["head_share"].iloc[0] > 0.5
+    model = GPTConfig(d_model=int(share["d_model"][0]), n_layer=int(share["n_layer"][0]),
+                      n_head=1, n_ctx=128, vocab_size=4096)
+    assert share["head_flop_per_token"][0] == pytest.approx(3 * 2 * model.d_model * 4096)
+    assert share["flop_per_token"][0] == pytest.approx(
+        flops.training_flops_per_token(model.shape))
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda: porian.get_rung("tuned", "laptop"), "unknown Porian rung"),
+    (lambda: porian.ladder_rungs("new"), "unknown ladder"),
+    (lambda: porian.plan_rung(porian.LAPTOP_RUNGS[0]), "needs a spec"),
+    (lambda: porian.run_rung(porian.RUNGS[0], porian.rung_spec(), "x"), "laptop rungs"),
+    (lambda: porian.fixed_recipe(replace(LAPTOP, lr_rule=None)), "lr rule"),
+])
+def test_laptop_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def _valley(optimum: float, exponent: float = 0.0):
+    """A stand-in trainer: loss is a parabola in ln N, minimum at ``optimum (C/1e12)^exponent``
+    with C the run's exact FLOP."""
+    def train(config, *, run_dir=None, progress=False):
+        cfg = TrainConfig.from_dict(config)
+        n = cfg.model.n_params()
+        c = flops.training_flops_per_token(cfg.model.shape) * cfg.tokens
+        best = optimum * (c / 1e12) ** exponent
+        return {"status": "done", "final_loss": 2.0 + 0.05 * math.log(n / best) ** 2,
+                "epochs": 0.01}
+    return train
+
+
+@pytest.mark.parametrize("name", ["kaplan", "corrected"])
+def test_run_rung_brackets_every_budget(tmp_path, name):
+    spec = replace(LAPTOP, budgets=(1e12, 2e12, 4e12), sizes_per_budget=3)
+    sizes = sorted({r.params for r in porian.plan_rung(name, spec).runs})
+    lines = []
+    final, table = porian.run_rung(name, spec, str(tmp_path / name), log=lines.append,
+                                   trainer=_valley(sizes[1], 0.5), progress=False)
+    assert table["bracketed"].all() and len(table) == 3
+    assert any("pilot" in line for line in lines) and final.centre_tokens_per_param
+    records = list(RunStore(tmp_path / name).records())
+    assert {(r.plan["step"], r.plan["ladder"]) for r in records} == {(name, "laptop")}
+    horizons = {r.config.get("horizon_tokens") for r in records}
+    assert len(horizons) == 1  # one fixed horizon (or none) across pilot, sweep and edges
+    frame = porian.rung_frame(tmp_path / name)
+    row = porian.rung_summary(frame, n_bootstrap=10)
+    assert row["bracketed"] == row["budgets"] == 3
+
+
+def test_rung_summary_brackets_and_noise_widening():
+    frame = porian.counting_experiment(LAW, np.geomspace(1e15, 1e18, 3), sizes_per_budget=5)
+    row = porian.rung_summary(frame, n_bootstrap=20)
+    assert (row["budgets"], row["bracketed"]) == (3, 3) and row["reason"] is None
+    assert row["a"] == pytest.approx(0.5, abs=0.02)
+    assert row["ci"] == pytest.approx([row["a"]] * 2, abs=5e-3)  # noiseless losses
+    wide = porian.rung_summary(frame, n_bootstrap=20, noise_sd=0.01)
+    assert wide["ci"][0] <= row["ci"][0] and wide["ci"][1] >= row["ci"][1]
+    both = porian.summary({"s": frame}, n_bootstrap=0)
+    assert both["summary_convention"] == "with_head" and both["summary"]["s"]["ci"] is None
+    with pytest.raises(ValueError, match="noise_sd"):
+        porian.rung_summary(frame, noise_sd=-1.0)
+
+
+def _laptop_args(tmp_path, *extra):
+    rule = tmp_path / "rule.json"
+    rule.write_text(json.dumps({"rule": RULE}))
+    return ["--ladder", "laptop", "--budgets", "1e12", "3e12", "--lr-rule", str(rule),
+            "--corpus-tokens", "30000000", *extra]
+
+
+def test_laptop_plan_cli(tmp_path, capsys):
+    assert main(["porian", "plan", "kaplan", *_laptop_args(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "laptop ladder" in out and "bracketed" in out
+    assert main(["porian", "plan", "head", "--ladder", "old", "--budgets", "2.5e11",
+                 "--corpus-tokens", str(SHAKESPEARE_TRAIN_TOKENS)]) == 0
+    assert "head:" in capsys.readouterr().out
+
+
+def test_laptop_run_cli_with_a_stand_in_trainer(tmp_path, capsys, monkeypatch):
+    from scalingkit.runs import executors
+
+    monkeypatch.setattr(executors, "DEFAULT_TRAINER", _valley(2.6e5))
+    out = tmp_path / "corrected"
+    assert main(["porian", "run", "corrected", "--out", str(out), "--no-progress",
+                 *_laptop_args(tmp_path)]) == 0
+    assert {r.plan["step"] for r in RunStore(out).records()} == {"corrected"}
+    assert "every budget is bracketed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "fragments"), [
+    (["plan", "chinchilla", "--ladder", "laptop", "--lr-rule", "x"],
+     ["unknown Porian rung", "laptop"]),
+    (["plan", "kaplan", "--ladder", "laptop", "--budgets", "1e12", "-1"],
+     ["--budgets", "positive"]),
+    (["plan", "kaplan", "--ladder", "laptop", "--budgets", "1e12"], ["needs --lr-rule"]),
+    (["plan", "kaplan", "--ladder", "old", "--lr-rule", "x"], ["laptop ladder only"]),
+    (["run", "kaplan", "--ladder", "laptop", "--out", "OUT"], ["needs --lr-rule"]),
+    (["run", "tuned", "--ladder", "laptop", "--out", "OUT", "--lr-rule", "x"],
+     ["unknown Porian rung"]),
+    (["plan", "kaplan", "--ladder", "laptop", "--lr-rule", "missing.json"], ["does not exist"]),
+])
+def test_step_options_fail_in_one_line(tmp_path, capsys, argv, fragments):
+    from conftest import one_line_error
+
+    argv = [a.replace("OUT", str(tmp_path / "s")) for a in argv]
+    one_line_error(capsys, ["porian", *argv], 2, *fragments)

@@ -144,7 +144,11 @@ def edge_rungs(spec: SweepSpec, table: pd.DataFrame, *,
 
 def run_bracketed(
     spec: SweepSpec, out: str, *, pilot: bool = True, max_rounds: int = 6,
-    max_extra: int = MAX_EXTRA, log: Callable[[str], None] = print, **run_options: Any,
+    max_extra: int = MAX_EXTRA, log: Callable[[str], None] = print,
+    planner: Callable[[SweepSpec], Any] = plan_sweep,
+    plan_metadata: Callable[[Any], dict] | None = None,
+    pilot_ratio: Callable[[SweepSpec, pd.DataFrame], float] | None = None,
+    **run_options: Any,
 ) -> tuple[SweepSpec, pd.DataFrame]:
     """Pilot, re-centre, sweep and extend until every budget is bracketed.
 
@@ -162,35 +166,51 @@ def run_bracketed(
         Cap on rungs added at one edge of one budget.
     log : callable, default=print
         Receives one line per decision.
+    planner : callable, default=plan_sweep
+        Turns a spec into a :class:`~scalingkit.runs.sweep.SweepPlan`; a study with
+        its own recipe per run (the Porian ladder) passes its planner.
+    plan_metadata : callable, optional
+        ``PlannedRun -> dict``: the plan metadata each run is stored with (default
+        the run's own ``plan_dict``).
+    pilot_ratio : callable, optional
+        ``(pilot spec, budget table) -> tokens per parameter`` to re-centre on
+        (default :func:`measured_tokens_per_param` of the table).
     **run_options
         Passed to :func:`scalingkit.runs.sweep.run_sweep` (``executor``, ``workers``,
-        ``progress``, ``command``).
+        ``progress``, ``command``, ``trainer``).
 
     Returns
     -------
     (SweepSpec, DataFrame)
         The final spec (centre and extra rungs as trained) and its :func:`budget_table`.
     """
+    stage_args = (out, max_rounds, max_extra, log, planner, plan_metadata, run_options)
     if pilot:
         stage = replace(spec, budgets=spec.budgets[:2], centre_tokens_per_param=None)
-        stage, table = _extend_until_bracketed(stage, out, max_rounds, max_extra, log,
-                                               run_options)
-        ratio = measured_tokens_per_param(table)
+        stage, table = _extend_until_bracketed(stage, *stage_args)
+        ratio = (pilot_ratio(stage, table) if pilot_ratio is not None
+                 else measured_tokens_per_param(table))
         log(f"pilot: {ratio:.3g} tokens per parameter at the optima of "
             f"{int(table['bracketed'].sum())} bracketed budget(s); re-centring the sweep")
         spec = replace(spec, centre_tokens_per_param=float(f"{ratio:.3g}"))
-    return _extend_until_bracketed(spec, out, max_rounds, max_extra, log, run_options)
+    return _extend_until_bracketed(spec, *stage_args)
 
 
 def _extend_until_bracketed(spec: SweepSpec, out: str, max_rounds: int, max_extra: int,
-                            log: Callable[[str], None],
+                            log: Callable[[str], None], planner: Callable[[SweepSpec], Any],
+                            plan_metadata: Callable[[Any], dict] | None,
                             run_options: dict) -> tuple[SweepSpec, pd.DataFrame]:
     from scalingkit.runs.frames import results_frame
     from scalingkit.runs.record import config_hash
+    from scalingkit.runs.store import RunStore
     from scalingkit.runs.sweep import run_sweep
 
     for _ in range(max_rounds + 1):
-        plan = plan_sweep(spec)
+        plan = planner(spec)
+        if plan_metadata is not None:  # the store keeps the first metadata a run is added with
+            store = RunStore(out)
+            for r in plan.runs:
+                store.add(r.config, plan=plan_metadata(r))
         store = run_sweep(plan, out, **run_options)
         ids = {config_hash(r.config) for r in plan.runs}
         frame = results_frame(store.records())

@@ -5,7 +5,17 @@ few optimizer steps of its smallest, median and largest model and estimates the
 step's training time; ``porian run STEP --out DIR`` trains
 them, resumably, into a run store; ``porian fit NAME=DIR ...`` fits
 ``N_opt = k C^a`` with intervals for each step under both counting conventions
-and three ways of locating the optimum.
+and three ways of locating the optimum, and with ``--output`` writes a ``summary``
+of one headline exponent per step.
+
+``--ladder laptop`` is the rebuilt ladder
+(:data:`~scalingkit.studies.porian2024.LAPTOP_RUNGS`: BPE 4096 on ``gutenberg_en``,
+the measured lr rule, which ``--lr-rule FILE`` gives); ``porian run`` then trains a
+step until every budget is bracketed (:func:`~scalingkit.studies.porian2024.run_rung`)
+and ``porian plan`` prints the step's starting plan. ``--ladder old`` (the default,
+until the rebuilt ladder's results replace it) is the first ladder, whose stores are
+committed under ``book/data/porian/``. ``--budgets C ...``
+replaces either ladder's budgets (FLOP, in the step's own count).
 """
 
 from __future__ import annotations
@@ -21,16 +31,15 @@ HELP = "Porian et al. ladder: plan, run and fit the Kaplan-to-Chinchilla steps"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the ``plan``, ``run`` and ``fit`` actions."""
     from scalingkit.runs.executors import EXECUTORS
-    from scalingkit.studies.porian2024 import METHODS, RUNGS
+    from scalingkit.studies.porian2024 import METHODS
 
-    names = [s.name for s in RUNGS]
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = sub.add_parser("plan", help="print a step's runs and its cost")
-    p.add_argument("step", choices=names)
+    _add_step_arguments(p)
     p.add_argument("--flop-per-s", type=float, default=5e10, metavar="R",
                    help="sustained training throughput for the time estimate (FLOP/s)")
     r = sub.add_parser("run", help="train a step's sweep into a run store (resumable)")
-    r.add_argument("step", choices=names)
+    _add_step_arguments(r)
     r.add_argument("--out", required=True, metavar="DIR", help="run store folder")
     r.add_argument("--export", metavar="DEST",
                    help="afterwards, copy the store without checkpoints to DEST")
@@ -39,8 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="where runs train (as for 'python -m scalingkit sweep')")
     r.add_argument("--workers", type=int, metavar="W",
                    help="pool workers (default: one per core; threads = cores // W)")
+    r.add_argument("--no-pilot", action="store_true",
+                   help="laptop ladder: skip the pilot that re-centres the sweep")
     t = sub.add_parser("throughput", help="time a few optimizer steps of a step's runs")
-    t.add_argument("step", choices=names)
+    _add_step_arguments(t)
     t.add_argument("--steps", type=int, default=10, help="optimizer steps per timed run")
     t.add_argument("--output", metavar="FILE", help="also write the timings as JSON")
     f = sub.add_parser("fit", help="fit N_opt = k C^a per step, both conventions")
@@ -52,15 +63,75 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="how the optimum is found: parabola vertex on every budget, the "
                    "vertex only where the minimum is bracketed, or Approach 3 on all runs "
                    "(default: all three)")
-    f.add_argument("--output", metavar="FILE", help="also write the table as JSON")
+    f.add_argument("--output", metavar="FILE",
+                   help="also write the table and a per-step summary as JSON")
+    f.add_argument("--noise-sd", type=float, metavar="S",
+                   help="run-to-run noise floor (nats/token): widens the summary's interval "
+                   "by a parametric noise bootstrap")
+
+
+def _add_step_arguments(p: argparse.ArgumentParser) -> None:
+    """STEP and the options that choose its ladder, budgets and lr rule."""
+    from scalingkit.studies.porian2024 import LADDERS
+
+    p.add_argument("step", help="the step (rung) name, e.g. kaplan or corrected")
+    p.add_argument("--ladder", choices=LADDERS, default="old",
+                   help="laptop: BPE 4096 on gutenberg_en with the lr rule; old (default): "
+                   "the committed Shakespeare ladder")
+    p.add_argument("--budgets", type=float, nargs="+", metavar="C",
+                   help="compute budgets (FLOP, the step's own count); default the ladder's")
+    p.add_argument("--lr-rule", metavar="FILE",
+                   help="laptop ladder: the lr rule file ('hparams fit-lr --output'), "
+                   "e.g. book/data/hparams/lr_rule.json")
+    p.add_argument("--corpus-tokens", type=int, metavar="T",
+                   help="tokens in one pass over the training split (default: measured by "
+                   "loading the corpus, minutes the first time for BPE)")
+
+
+def step_spec(args: argparse.Namespace) -> tuple:
+    """``(rung, spec)`` of the step the arguments name.
+
+    Raises
+    ------
+    ValueError
+        For an unknown step, a non-positive budget, a missing ``--lr-rule`` on the
+        laptop ladder or one given to the old ladder.
+    """
+    from scalingkit.studies import porian2024 as porian
+
+    rung = porian.get_rung(args.step, args.ladder)
+    budgets = args.budgets
+    if budgets is not None and not all(b > 0 and b < float("inf") for b in budgets):
+        raise ValueError(f"--budgets must be positive FLOP counts, got {budgets}")
+    if args.corpus_tokens is not None and args.corpus_tokens < 1:
+        raise ValueError(f"--corpus-tokens must be a positive integer, got {args.corpus_tokens}")
+    fields = {k: v for k, v in (("budgets", tuple(budgets) if budgets else None),
+                                 ("corpus_tokens", args.corpus_tokens)) if v is not None}
+    if args.ladder == "old":
+        if args.lr_rule:
+            raise ValueError("--lr-rule applies to the laptop ladder only (the old ladder "
+                             "uses its own per-size rule)")
+        return rung, porian.rung_spec(**fields)
+    if not args.lr_rule:
+        raise ValueError("the laptop ladder needs --lr-rule FILE (the measured lr rule, "
+                         "e.g. book/data/hparams/lr_rule.json)")
+    from scalingkit.studies.hparams.lr_rule import read_lr_rule
+
+    return rung, porian.laptop_spec(read_lr_rule(args.lr_rule), **fields)
 
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch on the action."""
     from scalingkit.studies import porian2024 as porian
 
+    if args.action == "fit":
+        return _fit(args)
+    rung, spec = step_spec(args)
     if args.action == "plan":
-        plan = porian.plan_rung(args.step)
+        plan = porian.plan_rung(rung, spec)
+        if rung.ladder == "laptop":
+            print(f"{args.step} (laptop ladder): the starting plan; 'porian run' re-centres it "
+                  "on a pilot and adds edge rungs until every budget is bracketed")
         print(f"{args.step}: {len(plan.runs)} runs, {plan.total_flops:.3g} FLOP, about "
               f"{plan.estimate_seconds(args.flop_per_s) / 60:.0f} min at "
               f"{args.flop_per_s:.3g} FLOP/s")
@@ -71,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "throughput":
         if args.output:  # before the timing, not after it
             _check_output(args.output, make_parents=True)
-        plan = porian.plan_rung(args.step)
+        plan = porian.plan_rung(rung, spec)
         table = porian.measure_throughput(plan, n_steps=args.steps)
         estimate = porian.estimate_seconds(plan, table)
         print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
@@ -83,25 +154,34 @@ def run(args: argparse.Namespace) -> int:
                                       "plan_flops": plan.total_flops,
                                       "estimated_seconds": estimate})
         return 0
-    if args.action == "run":
-        from scalingkit.runs.store import RunStore
+    from scalingkit.runs.store import RunStore
+
+    RunStore(args.out).ensure_writable()
+    if args.export:  # refuse a bad destination before any training
+        RunStore(args.out).check_export(args.export)
+    options = {"executor": args.executor, "workers": args.workers,
+               "progress": not args.no_progress, "command": command_line()}
+    if rung.ladder == "laptop":
+        porian.run_rung(rung, spec, args.out, pilot=not args.no_pilot, **options)
+        store = RunStore(args.out)
+    else:
         from scalingkit.runs.sweep import run_sweep
 
-        RunStore(args.out).ensure_writable()
-        if args.export:  # refuse a bad destination before any training
-            RunStore(args.out).check_export(args.export)
-        plan = porian.plan_rung(args.step)
+        plan = porian.plan_rung(rung, spec)
         store = RunStore(args.out)
         for r in plan.runs:  # plan metadata names the step and its FLOP count
-            store.add(r.config, plan={**r.plan_dict(porian.get_rung(args.step).budget_count),
-                                      "step": args.step})
-        command = command_line()
-        store = run_sweep(plan, args.out, executor=args.executor, workers=args.workers,
-                          progress=not args.no_progress, command=command)
-        counts = report_counts(store, args.out)
-        if args.export:
-            print(f"exported {store.export(args.export)} run records to {args.export}")
-        return 0 if counts["failed"] == 0 else 1
+            store.add(r.config, plan=porian.plan_metadata(r, rung))
+        store = run_sweep(plan, args.out, **options)
+    counts = report_counts(store, args.out)
+    if args.export:
+        print(f"exported {store.export(args.export)} run records to {args.export}")
+    return 0 if counts["failed"] == 0 else 1
+
+
+def _fit(args: argparse.Namespace) -> int:
+    """``porian fit``: the exponent table and, with ``--output``, the summary."""
+    from scalingkit.studies import porian2024 as porian
+
     stores = _named_stores(args.stores)
     if args.output:
         _check_output(args.output, reads=stores.values(), make_parents=True)
@@ -109,7 +189,8 @@ def run(args: argparse.Namespace) -> int:
     table = porian.exponent_table(frames, methods=args.method, n_bootstrap=args.bootstrap)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     if args.output:
-        _write_json(args.output, {"table": table.to_dict(orient="records")})
+        head = porian.summary(frames, n_bootstrap=args.bootstrap, noise_sd=args.noise_sd)
+        _write_json(args.output, {"table": table.to_dict(orient="records"), **head})
     return 0
 
 
@@ -122,9 +203,9 @@ def _named_stores(items: list[str]) -> dict[str, str]:
         For a malformed item, an unknown or repeated step name, or a store
         whose runs were planned for another step (or for no step at all).
     """
-    from scalingkit.studies.porian2024 import RUNGS
+    from scalingkit.studies.porian2024 import LAPTOP_RUNGS, RUNGS
 
-    names = [s.name for s in RUNGS]
+    names = list(dict.fromkeys(s.name for s in (*RUNGS, *LAPTOP_RUNGS)))
     stores: dict[str, str] = {}
     for item in items:
         name, sep, path = item.partition("=")

@@ -1,31 +1,55 @@
 """Porian et al. (2024): the Kaplan/Chinchilla discrepancy, one rung at a time.
 
 =============  ==============================================================
-``plan``       the ladder (:data:`RUNGS`, :class:`PorianRung`), :func:`plan_rung`,
-               :func:`tuned_hyperparameters`: each rung an IsoFLOP sweep
+``plan``       the ladders (:data:`RUNGS`, :data:`LAPTOP_RUNGS`, :class:`PorianRung`),
+               :func:`plan_rung` (the first ladder), :func:`tuned_hyperparameters`
+``laptop``     the laptop ladder: :func:`laptop_spec`, :func:`fixed_recipe`,
+               :func:`plan_laptop_rung`, :func:`run_rung` (bracketed)
 ``analysis``   :func:`rung_frame`, :func:`optimum_table`, :func:`fit_exponent`,
-               :func:`exponent_table`, :func:`counting_experiment`, :func:`head_share`
+               :func:`exponent_table`, :func:`summary`, :func:`counting_experiment`,
+               :func:`head_share`, :func:`head_flop_share`
 ``throughput`` :func:`measure_throughput`, :func:`estimate_seconds`
 =============  ==============================================================
 """
 
 from scalingkit.studies.porian2024.analysis import (
     METHODS,
+    SUMMARY_CONVENTION,
+    SUMMARY_METHOD,
     counting_experiment,
     exponent_table,
     fit_exponent,
+    head_flop_share,
     head_share,
     optimum_table,
     rung_frame,
+    rung_summary,
+    summary,
+)
+from scalingkit.studies.porian2024.laptop import (
+    RungRecipe,
+    byte_twin_params,
+    fixed_recipe,
+    laptop_spec,
+    pilot_tokens_per_param,
+    plan_laptop_rung,
+    plan_metadata,
+    run_rung,
 )
 from scalingkit.studies.porian2024.plan import (
     BUDGETS,
     CONVENTIONS,
     KAPLAN_WARMUP_TOKENS,
+    LADDERS,
+    LAPTOP_RUNGS,
+    LAPTOP_TOKENIZER,
+    LAPTOP_WARMUP_TOKENS,
     RUNGS,
     SIZES_PER_BUDGET,
     PorianRung,
     get_rung,
+    ladder_order,
+    ladder_rungs,
     plan_rung,
     rung_command,
     rung_spec,
@@ -37,8 +61,12 @@ from scalingkit.studies.porian2024.throughput import (
 )
 
 __all__ = [
-    "BUDGETS", "CONVENTIONS", "KAPLAN_WARMUP_TOKENS", "METHODS", "PorianRung", "SIZES_PER_BUDGET",
-    "RUNGS", "counting_experiment", "estimate_seconds", "exponent_table", "fit_exponent",
-    "get_rung", "head_share", "measure_throughput", "optimum_table", "plan_rung", "rung_command",
-    "rung_frame", "rung_spec", "tuned_hyperparameters",
+    "BUDGETS", "CONVENTIONS", "KAPLAN_WARMUP_TOKENS", "LADDERS", "LAPTOP_RUNGS",
+    "LAPTOP_TOKENIZER", "LAPTOP_WARMUP_TOKENS", "METHODS", "PorianRung", "RungRecipe",
+    "SIZES_PER_BUDGET", "RUNGS", "SUMMARY_CONVENTION", "SUMMARY_METHOD", "byte_twin_params",
+    "counting_experiment", "estimate_seconds", "exponent_table", "fit_exponent", "fixed_recipe",
+    "get_rung", "head_flop_share", "head_share", "ladder_order", "ladder_rungs", "laptop_spec",
+    "measure_throughput", "optimum_table", "pilot_tokens_per_param", "plan_laptop_rung",
+    "plan_metadata", "plan_rung", "rung_command", "rung_frame", "rung_spec", "rung_summary",
+    "run_rung", "summary", "tuned_hyperparameters",
 ]

@@ -20,6 +20,11 @@ from scalingkit.core.models import shape_for_params
 from scalingkit.fit import ScalingFitWarning, compute_optimal_allocation, percentile_ci
 from scalingkit.studies.porian2024.plan import CONVENTIONS
 
+#: The headline of ``porian fit --output``'s ``summary``: how the optimum is found and
+#: which way of counting N and C (:func:`rung_summary`).
+SUMMARY_METHOD = "parabola on bracketed budgets"
+SUMMARY_CONVENTION = "with_head"
+
 
 def rung_frame(source: str | Path) -> pd.DataFrame:
     """Finished runs of one rung's run store, with both parameter counts.
@@ -335,3 +340,104 @@ def head_share(targets: Sequence[float], *, vocab_size: int = 256,
             "flop_ratio": flops.training_flops_per_token(model.shape) / flops.flops_6nd(n_ne, 1),
         })
     return pd.DataFrame(rows)
+
+
+def head_flop_share(plan: Any) -> pd.DataFrame:
+    """The output head's share of the exact training FLOP of each planned shape.
+
+    Parameters
+    ----------
+    plan : SweepPlan
+        A rung's plan (:func:`~scalingkit.studies.porian2024.plan.plan_rung`); only its
+        shapes are read, no run is trained.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per distinct shape, smallest first: ``d_model``, ``n_layer``,
+        ``vocab_size``, ``params`` (total), ``params_non_embedding``,
+        ``head_flop_per_token`` and ``flop_per_token`` (exact training FLOP per token,
+        forward and backward) and ``head_share`` (their ratio).
+    """
+    from scalingkit.core.models import GPTConfig
+
+    rows, seen = [], set()
+    for run in plan.runs:
+        model = GPTConfig.from_dict(run.config["model"])
+        if model in seen:
+            continue
+        seen.add(model)
+        total = flops.training_flops_per_token(model.shape)
+        fwd = flops.forward_flops_breakdown(model.shape)
+        head = total * fwd["head"] / fwd["total"]  # backward in proportion to forward
+        rows.append({"d_model": model.d_model, "n_layer": model.n_layer,
+                     "vocab_size": model.vocab_size, "params": model.n_params(),
+                     "params_non_embedding": model.n_params_non_embedding(),
+                     "head_flop_per_token": head, "flop_per_token": total,
+                     "head_share": head / total})
+    return pd.DataFrame(rows).sort_values("params", ignore_index=True)
+
+
+def _approach_runs(frame: pd.DataFrame, convention: str) -> pd.DataFrame:
+    """A rung's runs in the columns of :mod:`scalingkit.runs.approaches` (``flops``)."""
+    return _columns(frame, convention).rename(columns={"flops_exact": "flops"})
+
+
+def rung_summary(frame: pd.DataFrame, *, n_bootstrap: int = 200, random_state: int | None = 0,
+                 noise_sd: float | None = None) -> dict[str, Any]:
+    """One rung's headline exponent: :data:`SUMMARY_METHOD` under :data:`SUMMARY_CONVENTION`.
+
+    Each budget's optimum is the vertex of a local parabola where the budget brackets
+    its minimum; ``N_opt = k C^a`` is fitted through the bracketed budgets only
+    (:func:`scalingkit.runs.approaches.approach_2`).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        As from :func:`rung_frame`.
+    n_bootstrap : int, default=200
+        Resamples of the runs within each budget for the 95 % interval (0: none).
+    random_state : int or None, default=0
+    noise_sd : float, optional
+        The run-to-run noise floor (nats/token). When given, the interval is widened
+        to cover the parametric noise bootstrap's
+        (:func:`scalingkit.runs.approaches.approach_2_noise`) as well.
+
+    Returns
+    -------
+    dict
+        ``a`` (None where it cannot be fitted), ``ci`` (``[lo, hi]`` or None),
+        ``budgets`` (budgets with runs), ``bracketed`` (of those, how many bracket
+        their minimum) and ``reason`` (why ``a`` is None, else None).
+    """
+    from scalingkit.runs import approaches
+
+    if noise_sd is not None and not (math.isfinite(noise_sd) and noise_sd > 0):
+        raise ValueError(f"noise_sd must be a positive number of nats/token, got {noise_sd!r}")
+    runs = _approach_runs(frame, SUMMARY_CONVENTION)
+    table = approaches.budget_table(runs)
+    fit = approaches.approach_2(runs, table, n_bootstrap=n_bootstrap, seed=random_state)
+    ci = fit["ci"]
+    if noise_sd is not None and fit["a"] is not None and n_bootstrap >= 2:
+        noisy = approaches.approach_2_noise(runs, noise_sd, n_bootstrap=n_bootstrap,
+                                            seed=random_state)
+        if noisy is not None:
+            ci = noisy if ci is None else [min(ci[0], noisy[0]), max(ci[1], noisy[1])]
+    return {"a": fit["a"], "ci": None if ci is None else [float(c) for c in ci],
+            "budgets": int(len(table)), "bracketed": int(table["bracketed"].sum()),
+            "reason": fit["reason"]}
+
+
+def summary(frames: Mapping[str, pd.DataFrame], **kwargs: Any) -> dict[str, Any]:
+    """The ``summary`` block of ``porian fit --output``: :func:`rung_summary` per rung.
+
+    Returns
+    -------
+    dict
+        ``summary_method`` (:data:`SUMMARY_METHOD`), ``summary_convention``
+        (:data:`SUMMARY_CONVENTION`), ``noise_sd`` and ``summary``: rung name ->
+        ``{"a", "ci", "budgets", "bracketed", "reason"}``.
+    """
+    return {"summary_method": SUMMARY_METHOD, "summary_convention": SUMMARY_CONVENTION,
+            "noise_sd": kwargs.get("noise_sd"),
+            "summary": {name: rung_summary(frame, **kwargs) for name, frame in frames.items()}}

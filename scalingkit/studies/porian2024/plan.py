@@ -19,6 +19,25 @@ machinery (:func:`scalingkit.runs.sweep.run_sweep`) trains into its own run stor
 and :func:`exponent_table` fits ``N_opt = k C^a`` with bootstrap intervals for
 every rung under both ways of counting (:data:`CONVENTIONS`).
 
+Two ladders are defined:
+
+:data:`RUNGS` (``"old"``)
+    The first ladder, on Shakespeare bytes with the nearest-shape model ladder and a
+    made-up per-size rule (:func:`tuned_hyperparameters`); the committed stores under
+    ``book/data/porian/`` were trained on it and stay readable.
+:data:`LAPTOP_RUNGS` (``"laptop"``)
+    The rebuilt ladder on :func:`laptop_spec`: the ``laptop`` preset with a BPE
+    vocabulary of 4096 (``gutenberg_en``, monotone ladder, width-scaled init, no
+    repeated data), where the output head is a real share of the compute of the
+    smallest models (:func:`~scalingkit.studies.porian2024.analysis.head_flop_share`).
+    Its ends are ``kaplan`` (``6 N D`` budget with the non-embedding ``N``, a fixed
+    warmup of :data:`LAPTOP_WARMUP_TOKENS`, one long cosine shared by every run,
+    one untuned learning rate) and ``corrected`` (exact FLOP with the head, the
+    preset's 5 % warmup, horizon-matched cosine, the measured rule ``lr*(N, C)``).
+    The fixed values of the Kaplan-like recipe are set once per rung by
+    :func:`fixed_recipe`; :func:`run_rung` trains a rung until every budget is
+    bracketed.
+
 Units: N in parameters, D in tokens, C in FLOP, loss in nats/token.
 
 References
@@ -32,13 +51,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from scalingkit.core import flops
 from scalingkit.core.models import GPTConfig
 from scalingkit.runs.sweep import PlannedRun, SweepPlan, SweepSpec, plan_sweep
+
+if TYPE_CHECKING:
+    from scalingkit.studies.porian2024.laptop import RungRecipe
 
 #: Ways of counting (N, C) for the exponent fit.
 #: ``"kaplan"``: N = non-embedding parameters, C = 6 N D.
@@ -76,16 +98,23 @@ class PorianRung:
         tokens, so shorter runs stop before their decay ends), or decay matched
         to each run's own length.
     tuned : bool
-        Per-size learning rate, batch size and AdamW ``beta2``
+        Old ladder: per-size learning rate, batch size and AdamW ``beta2``
         (:func:`tuned_hyperparameters`) instead of one setting for all sizes.
+        Laptop ladder: the measured rule ``lr*(N, C)`` instead of the one rate of
+        :func:`fixed_recipe`.
+    ladder : {"old", "laptop"}, default="old"
+        Which ladder the rung belongs to. On the laptop ladder ``warmup="fixed"``
+        is :data:`LAPTOP_WARMUP_TOKENS` and ``"fraction"`` the spec's
+        ``warmup_fraction`` of each run's tokens.
     """
 
     name: str
     title: str
     budget_count: Literal["kaplan", "exact"]
-    warmup: Literal["fixed", "size"]
+    warmup: Literal["fixed", "size", "fraction"]
     schedule: Literal["cosine_fixed", "cosine"]
     tuned: bool
+    ladder: Literal["old", "laptop"] = "old"
 
 
 #: The ladder, in order: each rung corrects one more factor than the one before.
@@ -102,13 +131,56 @@ RUNGS = (
 )
 
 
-def get_rung(name: str) -> PorianRung:
-    """The rung called ``name``; ``ValueError`` listing the names otherwise."""
-    for rung in RUNGS:
+#: The laptop ladder's tokenizer: a BPE vocabulary of 4096, whose head is a real share
+#: of the compute of the smallest models.
+LAPTOP_TOKENIZER = "bpe:4096"
+#: The laptop ladder's Kaplan-like warmup, the same for every run (tokens): 100 steps
+#: of the preset's 16 x 128 tokens, half of the shortest run the preset allows.
+LAPTOP_WARMUP_TOKENS = 100 * 16 * 128
+
+#: The laptop ladder, most informative first: the two ends (their gap is the headline),
+#: then the intermediate rungs by the size of the factor Porian et al. measured
+#: (head, warmup, then the decay hypothesis). Ordered by the factors they correct
+#: (:func:`ladder_order`), each rung corrects one more than the one before.
+LAPTOP_RUNGS = (
+    PorianRung("kaplan", "Kaplan-like: 6ND without the head, fixed warmup and cosine, one lr",
+               "kaplan", "fixed", "cosine_fixed", False, "laptop"),
+    PorianRung("corrected", "all corrected: exact FLOP, 5% warmup, matched cosine, lr*(N, C)",
+               "exact", "fraction", "cosine", True, "laptop"),
+    PorianRung("head", "(a) count the head's FLOP in the budget", "exact", "fixed",
+               "cosine_fixed", False, "laptop"),
+    PorianRung("warmup", "(b) warmup scaled to the run (5% of its tokens)", "exact",
+               "fraction", "cosine_fixed", False, "laptop"),
+    PorianRung("decay", "Chinchilla hypothesis: decay to each run's horizon", "exact",
+               "fraction", "cosine", False, "laptop"),
+)
+#: Names accepted for ``ladder``.
+LADDERS = ("laptop", "old")
+
+
+def ladder_rungs(ladder: str = "old") -> tuple[PorianRung, ...]:
+    """The rungs of ``ladder`` (``"old"``: :data:`RUNGS`, ``"laptop"``: :data:`LAPTOP_RUNGS`)."""
+    if ladder not in LADDERS:
+        raise ValueError(f"unknown ladder {ladder!r}; choose one of {', '.join(LADDERS)}")
+    return RUNGS if ladder == "old" else LAPTOP_RUNGS
+
+
+def ladder_order(rungs: tuple[PorianRung, ...]) -> list[PorianRung]:
+    """Rungs sorted by how many factors they correct (Kaplan-like first)."""
+    def corrected(r: PorianRung) -> int:
+        return ((r.budget_count == "exact") + (r.warmup != "fixed")
+                + (r.schedule == "cosine") + r.tuned)
+    return sorted(rungs, key=corrected)
+
+
+def get_rung(name: str, ladder: str = "old") -> PorianRung:
+    """The rung called ``name`` of ``ladder``; ``ValueError`` listing the names otherwise."""
+    rungs = ladder_rungs(ladder)
+    for rung in rungs:
         if rung.name == name:
             return rung
-    raise ValueError(f"unknown Porian rung {name!r}; choose one of "
-                     f"{', '.join(s.name for s in RUNGS)}")
+    raise ValueError(f"unknown Porian rung {name!r} of the {ladder} ladder; choose one of "
+                     f"{', '.join(s.name for s in rungs)}")
 
 
 def rung_spec(**overrides: Any) -> SweepSpec:
@@ -174,20 +246,27 @@ def _reshape_run(run: PlannedRun, spec: SweepSpec, tokens_target: float,
                    flops_exact=fpt * tokens, flops_6nd=flops.flops_6nd(run.params, tokens))
 
 
-def plan_rung(rung: PorianRung | str, spec: SweepSpec | None = None) -> SweepPlan:
+def plan_rung(rung: PorianRung | str, spec: SweepSpec | None = None, *,
+              recipe: RungRecipe | None = None) -> SweepPlan:
     """The IsoFLOP sweep of one ladder rung.
 
-    The sizes come from :func:`scalingkit.runs.sweep.plan_sweep` on ``spec``; each
-    run's tokens and recipe are then set by the rung: tokens from the rung's
-    FLOP count, warmup, schedule and (when ``tuned``) per-size optimiser
-    settings. Runs that fall out of the spec's bounds are dropped with a reason.
+    Old ladder: the sizes come from :func:`scalingkit.runs.sweep.plan_sweep` on
+    ``spec``; each run's tokens and recipe are then set by the rung: tokens from
+    the rung's FLOP count, warmup, schedule and (when ``tuned``) per-size optimiser
+    settings. Laptop ladder: see :func:`plan_laptop_rung`. Runs that fall out of
+    the spec's bounds are dropped with a reason.
 
     Parameters
     ----------
     rung : PorianRung or str
-        The rung or its name.
+        The rung or its name (looked up in the laptop ladder when ``spec`` uses the
+        monotone model ladder, else in the old one).
     spec : SweepSpec, optional
-        Budgets, sizes and bounds; default :func:`rung_spec`.
+        Budgets, sizes and bounds; default :func:`rung_spec` (old ladder; the
+        laptop ladder needs one, from :func:`laptop_spec`).
+    recipe : RungRecipe, optional
+        Laptop ladder only: the fixed horizon and learning rate (default
+        :func:`fixed_recipe` of ``spec``).
 
     Returns
     -------
@@ -197,7 +276,16 @@ def plan_rung(rung: PorianRung | str, spec: SweepSpec | None = None) -> SweepPla
     """
     from scalingkit.runs.sweep import DroppedRun, train_tokens
 
-    rung = get_rung(rung) if isinstance(rung, str) else rung
+    if isinstance(rung, str):  # a monotone-ladder spec is the laptop ladder's
+        rung = get_rung(rung, "laptop" if spec is not None and spec.ladder == "monotone"
+                        else "old")
+    if rung.ladder == "laptop":
+        if spec is None:
+            raise ValueError(f"laptop rung {rung.name!r} needs a spec with an lr rule "
+                             "(laptop_spec)")
+        from scalingkit.studies.porian2024.laptop import plan_laptop_rung
+
+        return plan_laptop_rung(rung, spec, recipe=recipe)
     spec = spec or rung_spec()
     spec = replace(spec, corpus_tokens=spec.corpus_tokens
                    or train_tokens(spec.corpus, spec.tokenizer))
@@ -228,7 +316,13 @@ def plan_rung(rung: PorianRung | str, spec: SweepSpec | None = None) -> SweepPla
 
 
 def rung_command(rung: PorianRung | str, out: str | None = None) -> str:
-    """The one command that trains a rung into its run store."""
-    name = rung if isinstance(rung, str) else rung.name
-    get_rung(name)
-    return f"python -m scalingkit porian run {name} --out {out or f'runs/porian/{name}'}"
+    """The one command that trains a rung into its run store (a name: the old ladder).
+
+    A laptop rung's command names its ladder and needs ``--lr-rule FILE`` (and the
+    budgets, if not the preset's) added.
+    """
+    rung = get_rung(rung) if isinstance(rung, str) else rung
+    folder = out or (f"runs/porian/{rung.name}" if rung.ladder == "old"
+                     else f"runs/porian_laptop/{rung.name}")
+    extra = "" if rung.ladder == "old" else " --ladder laptop"
+    return f"python -m scalingkit porian run {rung.name} --out {folder}{extra}"

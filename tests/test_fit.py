@@ -452,3 +452,14 @@ def test_envelope_aligns_a_shuffled_run_series():
 def test_one_bootstrap_resample_is_refused():
     with pytest.raises(ValueError, match="n_bootstrap=1 cannot give an interval"):
         KaplanNFit(n_bootstrap=1).fit(P, L)
+
+
+def test_size_overhead_is_zero_at_the_optimum_and_grows_either_side():
+    from scalingkit.fit.allocation import size_overhead
+
+    law = {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37}
+    extra = size_overhead(law, 1e23, [0.5, 1.0, 2.0])
+    assert extra[1] == pytest.approx(0.0, abs=1e-12)
+    assert extra[0] > 0 and extra[2] > 0
+    tiny = size_overhead(law, 1e23, [1e-6])  # too small to ever reach the optimal loss
+    assert np.isinf(tiny[0])

@@ -70,3 +70,38 @@ def compute_optimal_allocation(
         ``(N_opt, D_opt)`` in parameters and tokens, shaped like ``flops``.
     """
     return allocate(flops, **allocation_exponents(alpha, beta, A, B))
+
+
+def size_overhead(coef: dict, flops: float, factors) -> np.ndarray:
+    """Extra compute to reach the optimal loss with a model ``factor`` times the optimal size.
+
+    At budget ``C`` the compute-optimal pair ``(N_opt, D_opt)`` of
+    ``L(N, D) = E + A/N^alpha + B/D^beta`` (under ``C = 6 N D``) reaches a loss
+    ``L*``. A model of ``k N_opt`` parameters reaches ``L*`` after
+    ``D = (B / (L* - E - A/(k N_opt)^alpha))^(1/beta)`` tokens, which costs
+    ``6 k N_opt D``; the overhead is that compute over ``C``, minus one. A model
+    too small to reach ``L*`` at all gives ``inf``.
+
+    Parameters
+    ----------
+    coef : dict
+        ``E, A, B, alpha, beta`` (nats/token; A, B in the units of N and D).
+    flops : float
+        The budget ``C`` (FLOP).
+    factors : array_like
+        Sizes as multiples of ``N_opt``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Fractional extra compute per factor (0.2 = 20% more).
+    """
+    e, a_, b_, alpha, beta = (coef[k] for k in ("E", "A", "B", "alpha", "beta"))
+    ex = allocation_exponents(alpha, beta, a_, b_)
+    n_opt, d_opt = allocate(np.asarray([flops], float), a=ex["a"], b=ex["b"], G=ex["G"])
+    target = e + a_ / n_opt[0] ** alpha + b_ / d_opt[0] ** beta
+    n = np.asarray(factors, float) * n_opt[0]
+    room = target - e - a_ / n**alpha
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.where(room > 0, (b_ / room) ** (1 / beta), np.inf)
+    return six_nd(n, d) / flops - 1

@@ -256,3 +256,18 @@ def test_export_command_copies_records_and_refuses_a_full_folder(tmp_path, capsy
     assert not list((tmp_path / "e").rglob("*.pt"))
     one_line_error(capsys, ["export", str(tmp_path / "s"), str(tmp_path / "e")], 2, "empty")
     assert main(["export", str(tmp_path / "s"), str(tmp_path / "e"), "--merge"]) == 0
+
+
+def test_bracketing_deepens_a_valley_shallower_than_the_noise(tmp_path):
+    spec = preset("laptop", lr_rule=RULE, budgets=(3e12,), sizes_per_budget=3)
+    k_c = nearest_rung(spec.centre(3e12), **RUNG)
+    opt = ladder_rung(k_c, **RUNG).n_params()
+    shallow, table = run_bracketed(spec, str(tmp_path / "a"), pilot=False, log=print,
+                                   trainer=_valley(opt), progress=False)
+    assert table["bracketed"].all() and not shallow.extra_rungs
+    lines = []
+    deep, table = run_bracketed(spec, str(tmp_path / "b"), pilot=False, log=lines.append,
+                                min_depth=0.05, trainer=_valley(opt), progress=False)
+    assert table["bracketed"].all() and table["depth"].min() >= 0.05
+    assert sum(sum(v) for v in deep.extra_rungs.values()) >= 1
+    assert any("wall rises only" in line for line in lines)

@@ -40,36 +40,59 @@ from scalingkit.runs.sweep import SweepSpec, budget_key, plan_sweep
 MAX_EXTRA = 3
 
 
-def budget_table(frame: pd.DataFrame) -> pd.DataFrame:
+def budget_table(frame: pd.DataFrame, *, min_depth: float = 0.0) -> pd.DataFrame:
     """Per-budget optimum and bracketing of the done runs in ``frame``.
 
-    Budgets with fewer than 3 done runs are listed as not bracketed.
+    Budgets with fewer than 3 done runs are listed as not bracketed. With
+    ``min_depth`` (nats/token, e.g. twice a seed study's noise floor), a budget also
+    needs both walls of its valley to rise at least that far above its lowest loss:
+    a wall shallower than the noise cannot tell where the valley ends.
 
     Returns
     -------
     DataFrame
         ``budget``, ``n_opt``, ``d_opt``, ``tokens_per_param``, ``bracketed``,
-        ``reason`` and ``side`` (``"below"``, ``"above"`` or ``""``: where the optimum
-        of an unbracketed budget lies), one row per budget.
+        ``reason``, ``side`` (``"below"``, ``"above"`` or ``""``: where an unbracketed
+        budget should grow) and ``depth`` (how far the lower of its two edge losses
+        lies above its lowest loss, nats/token), one row per budget.
     """
     from scalingkit.runs.optimum import compute_optimal
 
     done = frame[np.isfinite(frame["loss"].astype(float))]
     rows = []
     for budget, runs in done.groupby("budget"):
+        depth, shallow = _walls(runs)
         if runs["params"].nunique() < 3:
             rows.append({"budget": float(budget), "n_opt": math.nan, "d_opt": math.nan,
                          "tokens_per_param": math.nan, "bracketed": False,
                          "reason": f"{runs['params'].nunique()} size(s) done; at least 3 "
-                                   "are needed", "side": _side(runs)})
+                                   "are needed", "side": _side(runs), "depth": depth})
             continue
         table, _ = compute_optimal(runs)
         row = table.iloc[0].to_dict()
         row["side"] = "" if row["bracketed"] else _side(runs)
-        rows.append({k: row[k] for k in ("budget", "n_opt", "d_opt", "tokens_per_param",
-                                         "bracketed", "reason", "side")})
-    return pd.DataFrame(rows, columns=["budget", "n_opt", "d_opt", "tokens_per_param",
-                                       "bracketed", "reason", "side"])
+        row["depth"] = depth
+        if row["bracketed"] and depth < min_depth:
+            row.update(bracketed=False, side=shallow,
+                       reason=f"the {'small' if shallow == 'below' else 'large'}-model wall "
+                              f"rises only {depth:.3g} nats above the minimum "
+                              f"(< {min_depth:.3g})")
+        rows.append({k: row[k] for k in TABLE_COLUMNS})
+    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+
+
+#: Columns of :func:`budget_table`.
+TABLE_COLUMNS = ("budget", "n_opt", "d_opt", "tokens_per_param", "bracketed", "reason",
+                 "side", "depth")
+
+
+def _walls(runs: pd.DataFrame) -> tuple[float, str]:
+    """The lower wall's height above the lowest loss (nats/token), and its side."""
+    mean = runs.groupby("params")["loss"].mean().sort_index().to_numpy()
+    if mean.size == 0:
+        return math.nan, ""
+    low, high = mean[0] - mean.min(), mean[-1] - mean.min()
+    return (float(low), "below") if low <= high else (float(high), "above")
 
 
 def _side(runs: pd.DataFrame) -> str:
@@ -148,7 +171,7 @@ def run_bracketed(
     planner: Callable[[SweepSpec], Any] = plan_sweep,
     plan_metadata: Callable[[Any], dict] | None = None,
     pilot_ratio: Callable[[SweepSpec, pd.DataFrame], float] | None = None,
-    **run_options: Any,
+    min_depth: float = 0.0, **run_options: Any,
 ) -> tuple[SweepSpec, pd.DataFrame]:
     """Pilot, re-centre, sweep and extend until every budget is bracketed.
 
@@ -175,6 +198,9 @@ def run_bracketed(
     pilot_ratio : callable, optional
         ``(pilot spec, budget table) -> tokens per parameter`` to re-centre on
         (default :func:`measured_tokens_per_param` of the table).
+    min_depth : float, default=0
+        Each wall of a budget's valley must rise at least this far above its lowest
+        loss (nats/token; :func:`budget_table`), or a rung is added on the shallow side.
     **run_options
         Passed to :func:`scalingkit.runs.sweep.run_sweep` (``executor``, ``workers``,
         ``progress``, ``command``, ``trainer``).
@@ -184,7 +210,8 @@ def run_bracketed(
     (SweepSpec, DataFrame)
         The final spec (centre and extra rungs as trained) and its :func:`budget_table`.
     """
-    stage_args = (out, max_rounds, max_extra, log, planner, plan_metadata, run_options)
+    stage_args = (out, max_rounds, max_extra, log, planner, plan_metadata, min_depth,
+                  run_options)
     if pilot:
         stage = replace(spec, budgets=spec.budgets[:2], centre_tokens_per_param=None)
         stage, table = _extend_until_bracketed(stage, *stage_args)
@@ -198,7 +225,7 @@ def run_bracketed(
 
 def _extend_until_bracketed(spec: SweepSpec, out: str, max_rounds: int, max_extra: int,
                             log: Callable[[str], None], planner: Callable[[SweepSpec], Any],
-                            plan_metadata: Callable[[Any], dict] | None,
+                            plan_metadata: Callable[[Any], dict] | None, min_depth: float,
                             run_options: dict) -> tuple[SweepSpec, pd.DataFrame]:
     from scalingkit.runs.frames import results_frame
     from scalingkit.runs.record import config_hash
@@ -214,7 +241,7 @@ def _extend_until_bracketed(spec: SweepSpec, out: str, max_rounds: int, max_extr
         store = run_sweep(plan, out, **run_options)
         ids = {config_hash(r.config) for r in plan.runs}
         frame = results_frame(store.records())
-        table = budget_table(frame[frame["id"].isin(ids)])
+        table = budget_table(frame[frame["id"].isin(ids)], min_depth=min_depth)
         if table["bracketed"].all() and len(table) == len(spec.budgets):
             log("every budget is bracketed: " + ", ".join(
                 f"{b:.3g} FLOP" for b in table["budget"]))

@@ -49,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "edge of any budget whose optimum is not bracketed")
     parser.add_argument("--no-pilot", action="store_true",
                         help="with --bracket: keep the spec's centre (no pilot)")
+    parser.add_argument("--min-depth", type=float, default=0.0, metavar="NATS",
+                        help="with --bracket: each wall of a budget's valley must rise this "
+                             "far above its lowest loss (e.g. twice the seed noise floor), "
+                             "else a rung is added on the shallow side")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_slurm_arguments(parser)
 
@@ -72,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
     spec = preset(args.preset or "quick", **overrides)
     if args.merge and not args.export:
         raise ValueError("--merge only applies to --export DEST")
-    if args.no_pilot and not args.bracket:
-        raise ValueError("--no-pilot only applies to --bracket")
+    if (args.no_pilot or args.min_depth) and not args.bracket:
+        raise ValueError("--no-pilot and --min-depth only apply to --bracket")
+    if not (args.min_depth >= 0):
+        raise ValueError(f"--min-depth must be >= 0 nats, got {args.min_depth:g}")
     if args.bracket and spec.ladder != "monotone":
         raise ValueError(f"--bracket needs a monotone-ladder preset (laptop), not "
                          f"{args.preset or 'quick'!r}")
@@ -107,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     if args.bracket:
         from scalingkit.runs.bracket import run_bracketed
 
-        spec, table = run_bracketed(spec, args.out, pilot=not args.no_pilot, **options)
+        spec, table = run_bracketed(spec, args.out, pilot=not args.no_pilot,
+                                    min_depth=args.min_depth, **options)
         print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
         store = RunStore(args.out)
     else:

@@ -271,3 +271,15 @@ def test_bracketing_deepens_a_valley_shallower_than_the_noise(tmp_path):
     assert table["bracketed"].all() and table["depth"].min() >= 0.05
     assert sum(sum(v) for v in deep.extra_rungs.values()) >= 1
     assert any("wall rises only" in line for line in lines)
+
+
+@pytest.mark.parametrize(("changes", "match"), [
+    ({"init_std": -1.0}, "init_std"), ({"min_layers": 0}, "min_layers"),
+    ({"ladder": "zigzag"}, "ladder"), ({"sampler": "shuffle"}, "sampler"),
+    ({"centre_tokens_per_param": 0.0}, "centre_tokens_per_param"),
+    ({"extra_rungs": {1e12: (-1, 0)}}, "extra_rungs"),
+    ({"lr_rule": {**RULE, "budget_exponent": 0.3}}, "not all of"),
+])
+def test_laptop_spec_refuses_bad_fields(changes, match):
+    with pytest.raises(ValueError, match=match):
+        preset("laptop", **changes)

@@ -176,6 +176,12 @@ class SweepSpec:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
         if self.ladder not in ("nearest", "monotone"):
             raise ValueError(f"ladder must be 'nearest' or 'monotone', got {self.ladder!r}")
+        if not (isinstance(self.min_layers, int) and self.min_layers >= 1):
+            raise ValueError(f"min_layers must be a positive integer, got {self.min_layers!r}")
+        std = self.init_std
+        if std is not None and not (isinstance(std, int | float) and math.isfinite(std)
+                                    and std > 0):
+            raise ValueError(f"init_std must be a positive number or None, got {std!r}")
         if self.sampler not in ("random", "epoch"):
             raise ValueError(f"sampler must be 'random' or 'epoch', got {self.sampler!r}")
         if self.lr_rule is not None:

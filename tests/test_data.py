@@ -406,6 +406,9 @@ def test_gutenberg_split_follows_the_manifest(gutenberg):
     sizes = {s: sum(int(r["bytes"]) for r in rows if r["split"] == s) for s in ("train", "val")}
     assert sizes == {"train": 91_677_960, "val": 2_631_077}
     assert (len(corpus.train), len(corpus.val)) == (sizes["train"], sizes["val"])
+    from scalingkit.runs.sweep import GUTENBERG_BYTES  # the laptop preset's stated length
+
+    assert GUTENBERG_BYTES == len(corpus.train)
     assert isinstance(corpus.train, np.memmap) and corpus.train.dtype == np.uint8
     assert corpus.meta["val_docs"] == 11 and corpus.meta["split"] == "manifest"
     val_books = sorted(r["file"] for r in rows if r["split"] == "val")

@@ -46,7 +46,8 @@ PATHS: dict[str, dict[str, str]] = {
             "OPENBLAS_CORETYPE": "Sandybridge"},
 }
 #: Committed stores whose smallest run a test re-trains.
-STORES = ("sweep_quick", "sweep_shakespeare", "hparams/lr_grid", "hparams/recipe",
+STORES = ("sweep_quick", "sweep_shakespeare", "sweep_reference", "hparams/lr_grid",
+          "hparams/recipe",
           "porian/kaplan", "porian/head", "porian/warmup", "porian/decay", "porian/tuned")
 
 

@@ -62,3 +62,68 @@ def test_recipe_runs_differ_from_their_sweep_baseline_in_one_setting():
         base = baseline[(r.plan["budget"], r.plan["params"])]
         changed = _differences(r.config, base)
         assert changed in ({"seed"}, {"model.init_std"}), (r.id, changed)
+
+
+def test_reference_sweep_uses_the_committed_rule_and_meets_its_design():
+    import numpy as np
+
+    from scalingkit.runs.store import RunStore
+    from scalingkit.runs.sweep import preset, spec_from_dict
+
+    store = RunStore(DATA / "sweep_reference")
+    spec = spec_from_dict(store.made_for())
+    rule = json.loads((HPARAMS / "lr_rule.json").read_text())["rule"]
+    assert spec.lr_rule == pytest.approx(rule, rel=1e-12)
+    laptop = preset("laptop")
+    for field in ("corpus", "tokenizer", "ladder", "sampler", "init_std", "batch_size"):
+        assert getattr(spec, field) == getattr(laptop, field), field
+    frame = run_frame(store)
+    done = frame[frame.status == "done"]
+    assert (frame.status == "done").all()
+    assert done.budget.nunique() >= 5
+    assert np.log10(done.budget.max() / done.budget.min()) >= 1.5
+    assert done.groupby("budget").params.nunique().min() >= 7
+    assert (done.epochs <= 1).all() and (done.steps >= laptop.min_steps).all()
+    lrs = [spec.lr_for(n, c) for n, c in zip(done.params, done.budget, strict=True)]
+    assert np.allclose(done.lr, lrs, rtol=1e-12)
+
+
+def test_every_reference_budget_is_bracketed(capsys):
+    from scalingkit.cli import main
+
+    assert main(["status", str(DATA / "sweep_reference"), "--json"]) == 0
+    budgets = json.loads(capsys.readouterr().out)["budgets"]
+    assert len(budgets) >= 5 and all(b["bracketed"] for b in budgets)
+
+
+def test_committed_fits_rederive():
+    from scalingkit.runs.approaches import fit_sweep
+    from scalingkit.tolerances import FIT_EXPONENT_RTOL
+
+    committed = json.loads((DATA / "sweep_reference_fits.json").read_text())
+    again = fit_sweep(DATA / "sweep_reference", n_bootstrap=0, noise_sd=None)
+    for name in ("1", "2", "3"):
+        assert again["approaches"][name]["a"] == pytest.approx(
+            committed["approaches"][name]["a"], rel=FIT_EXPONENT_RTOL), name
+
+
+def test_committed_prediction_was_made_from_the_sweep_and_rederives():
+    from scalingkit.runs.frames import load_points
+    from scalingkit.runs.store import RunStore
+    from scalingkit.runs.sweep import spec_from_dict
+    from scalingkit.studies.forecasting import check_in_regime, make_prediction
+    from scalingkit.tolerances import FIT_PREDICTION_RTOL
+
+    rec = json.loads((DATA / "prediction.json").read_text())
+    assert rec["budget"] >= 4 * rec["max_fitted_budget"] and rec["predicted_at"]
+    store = RunStore(DATA / "sweep_reference")
+    spec = spec_from_dict(store.made_for())
+    points = load_points(DATA / "sweep_reference")
+    recipe = max(store.records(), key=lambda r: r.plan["budget"]).config
+    again = make_prediction(points, recipe, spec=spec)
+    assert (again["params"], again["tokens"]) == (rec["params"], rec["tokens"])
+    for key in ("predicted_loss", "predicted_loss_envelope"):
+        assert again[key] == pytest.approx(rec[key], rel=FIT_PREDICTION_RTOL), key
+    check_in_regime(points, rec["params"], rec["tokens"], corpus_tokens=spec.corpus_tokens,
+                    lr_rule=spec.lr_rule, lr=rec["config"]["lr"], budget=rec["budget"])
+    assert rec["tokens"] <= spec.corpus_tokens  # one pass at most

@@ -271,7 +271,8 @@ def test_tokens_at_size_follows_the_isoflop_line():
         tokens_at_size(frame.iloc[:1], [runs[0].budget], [1e5])
 
 
-COMMITTED_SWEEPS = ["sweep_quick", "sweep_shakespeare", "hparams/lr_grid", "hparams/recipe",
+COMMITTED_SWEEPS = ["sweep_quick", "sweep_shakespeare", "sweep_reference", "hparams/lr_grid",
+                    "hparams/recipe",
                     *(f"porian/{step}" for step in ("kaplan", "head", "warmup", "decay", "tuned"))]
 
 

@@ -239,6 +239,9 @@ def test_study_plans():
     warm = recipe_plan("warmup", replace(spec), 1e12, [3], [0.0, 0.2])
     assert sorted(r.config["warmup_tokens"] / r.tokens for r in warm.runs) == pytest.approx(
         [0.0, 0.2], abs=1e-3)
+    lr = recipe_plan("lr", spec, 1e12, [3], [0.5, 1.0, 2.0])
+    rule = spec.lr_for(lr.runs[0].params, 1e12)
+    assert sorted(r.config["lr"] / rule for r in lr.runs) == pytest.approx([0.5, 2.0])
 
 
 def test_export_command_copies_records_and_refuses_a_full_folder(tmp_path, capsys):

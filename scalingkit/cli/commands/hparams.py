@@ -5,8 +5,9 @@ trains them, resumably, into a run store. Parts: ``lr-grid`` (rates x sizes at t
 budgets); and, with the ``laptop`` recipe and a measured rule (``--lr-rule FILE
 --budget C --rungs K ...``), ``seeds`` (the same runs under more seeds), ``batch``
 (sequences per step), ``warmup`` (share of tokens in warmup), ``horizon`` (a
-cosine longer than the run), ``init`` (GPT-2's initial weight scale) and
-``tokenizer`` (bytes against BPE, same shapes).
+cosine longer than the run), ``init`` (GPT-2's initial weight scale), ``lr``
+(multiples of the rule's rate, to check the rule at a new budget) and ``tokenizer``
+(bytes against BPE, same shapes).
 ``hparams fit-lr DIR`` fits the learning-rate rule ``lr*(N)`` to a finished grid;
 ``hparams noise-scale`` measures the gradient noise scale along runs of the recipe.
 """
@@ -19,7 +20,7 @@ import json
 from scalingkit.cli._output import check_output, command_line, report_counts
 
 HELP = "hyperparameters across scale: the learning-rate grid, seeds, and the lr rule"
-PARTS = ("lr-grid", "seeds", "batch", "warmup", "horizon", "init", "tokenizer")
+PARTS = ("lr-grid", "seeds", "batch", "warmup", "horizon", "init", "lr", "tokenizer")
 
 
 def _part_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,7 +36,7 @@ def _part_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizers", nargs="+", default=["byte", "bpe:4096"], metavar="T",
                    help="tokenizer: the tokenizers compared (default: byte bpe:4096)")
     p.add_argument("--values", type=float, nargs="+", metavar="V",
-                   help="batch, warmup, horizon: the values tried (default: "
+                   help="batch, warmup, horizon, lr: the values tried (default: "
                         "scalingkit.studies.hparams.plan.RECIPE_VALUES)")
 
 

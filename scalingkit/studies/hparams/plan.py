@@ -38,10 +38,11 @@ LR_GRID_RATES: tuple[float, ...] = tuple(float(x) for x in 1.25e-3 * 2.0 ** np.a
 def _runs(spec: SweepSpec, cells: Sequence[tuple[float, int, dict]]) -> SweepPlan:
     """A plan of explicit ``(budget, rung, changes)`` cells.
 
-    ``changes`` holds ``TrainConfig`` fields of the cell, plus three keys of its own:
+    ``changes`` holds ``TrainConfig`` fields of the cell, plus four keys of its own:
     ``warmup_fraction`` (replaces the spec's), ``horizon_factor`` (a fixed cosine
-    whose horizon is this many times the run's own tokens) and ``init_std`` (the
-    model's initial weight scale).
+    whose horizon is this many times the run's own tokens), ``lr_factor`` (this many
+    times the rate the spec's rule gives the run) and ``init_std`` (the model's
+    initial weight scale).
     """
     from scalingkit.runs.sweep import DroppedRun
 
@@ -51,6 +52,7 @@ def _runs(spec: SweepSpec, cells: Sequence[tuple[float, int, dict]]) -> SweepPla
     for budget, k, changes in cells:
         changes = dict(changes)
         factor = changes.pop("horizon_factor", None)
+        lr_factor = changes.pop("lr_factor", None)
         cell_spec = replace(spec, warmup_fraction=changes.pop("warmup_fraction",
                                                              spec.warmup_fraction))
         model = ladder_rung(k, **kw)
@@ -59,6 +61,9 @@ def _runs(spec: SweepSpec, cells: Sequence[tuple[float, int, dict]]) -> SweepPla
         args = {"size_index": k, "n_target": float(model.n_params()),
                 "corpus_tokens": spec.corpus_tokens or 0}
         run = planned_run(cell_spec, budget, model, **args, **changes)
+        if lr_factor is not None and not isinstance(run, str):
+            changes["lr"] = float(lr_factor) * run.config["lr"]
+            run = planned_run(cell_spec, budget, model, **args, **changes)
         if factor is not None and not isinstance(run, str):
             changes.update(schedule="cosine_fixed", horizon_tokens=int(factor * run.tokens))
             run = planned_run(cell_spec, budget, model, **args, **changes)
@@ -107,6 +112,7 @@ RECIPE_VALUES: dict[str, tuple[float, ...]] = {
     "warmup": (0.0, 0.01, 0.05, 0.2),
     "horizon": (1.0, 1.5, 2.0, 4.0),
     "init": (0.02,),
+    "lr": (0.5, 2.0),
 }
 
 
@@ -116,14 +122,16 @@ def recipe_plan(part: str, spec: SweepSpec, budget: float, rungs: Sequence[int],
 
     Parameters
     ----------
-    part : {"batch", "warmup", "horizon", "init"}
+    part : {"batch", "warmup", "horizon", "init", "lr"}
         ``batch``: sequences per step (the token budget is unchanged, so fewer,
         larger steps); ``warmup``: the share of tokens in linear warmup;
         ``horizon``: a cosine decaying over this many times the run's tokens (1 is
         the horizon-matched schedule, longer ones stop before the end of the decay,
         as a fixed schedule does for a run shorter than planned); ``init``: the initial
         weights' standard deviation (GPT-2's 0.02 against the ladder's width-scaled
-        ``1 / sqrt(d_model)``, which is the sweep's own run).
+        ``1 / sqrt(d_model)``, which is the sweep's own run); ``lr``: this many times
+        the rule's rate (a check of the rule at a budget it was not measured at; 1 is
+        the sweep's own run).
     spec : SweepSpec
         The sweep's recipe, with its learning-rate rule.
     budget : float
@@ -135,13 +143,13 @@ def recipe_plan(part: str, spec: SweepSpec, budget: float, rungs: Sequence[int],
     """
     if part not in RECIPE_VALUES:
         raise ValueError(f"unknown recipe part {part!r}; choose one of {sorted(RECIPE_VALUES)}")
-    key = {"batch": "batch_size", "warmup": "warmup_fraction",
-           "horizon": "horizon_factor", "init": "init_std"}[part]
+    key = {"batch": "batch_size", "warmup": "warmup_fraction", "horizon": "horizon_factor",
+           "init": "init_std", "lr": "lr_factor"}[part]
     values = RECIPE_VALUES[part] if values is None else tuple(values)
     cast = int if part == "batch" else float
     spec = replace(spec, budgets=(budget,))
     return _runs(spec, [(budget, k, {key: cast(v)}) for k in rungs for v in values
-                        if not (part == "horizon" and v == 1.0)])
+                        if not (part in ("horizon", "lr") and v == 1.0)])
 
 
 def tokenizer_plan(spec: SweepSpec, budget: float, rungs: Sequence[int],

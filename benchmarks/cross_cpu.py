@@ -110,15 +110,21 @@ def _porian() -> dict[str, tuple[float, float]]:
 
 def _prediction() -> dict[str, tuple[float, float]]:
     from scalingkit.runs.frames import load_points
+    from scalingkit.runs.spec import spec_from_dict
     from scalingkit.runs.store import RunStore
     from scalingkit.studies.forecasting import make_prediction
 
-    rec = json.loads((DATA / "prediction_shakespeare.json").read_text())
-    sweep = DATA / "sweep_shakespeare"
-    recipe = max(RunStore(sweep).records(), key=lambda r: r.plan["budget"]).config
-    again = make_prediction(load_points(sweep), recipe)
-    return {f"prediction/{k}": (again[k], rec[k])
-            for k in ("params", "tokens", "predicted_loss", "predicted_loss_envelope")}
+    out = {}
+    for name, sweep_name in (("prediction", "sweep_reference"),
+                             ("prediction_shakespeare", "sweep_shakespeare")):
+        rec = json.loads((DATA / f"{name}.json").read_text())
+        store = RunStore(DATA / sweep_name)
+        spec = spec_from_dict(store.made_for()) if name == "prediction" else None
+        recipe = max(store.records(), key=lambda r: r.plan["budget"]).config
+        again = make_prediction(load_points(DATA / sweep_name), recipe, spec=spec)
+        out.update({f"{name}/{k}": (again[k], rec[k])
+                    for k in ("params", "tokens", "predicted_loss", "predicted_loss_envelope")})
+    return out
 
 
 def _lr_rule() -> dict[str, tuple[float, float]]:

@@ -33,6 +33,7 @@ def small() -> HMMSource:
         (dict(emit_degree=65), "emit_degree"),
         (dict(transition_zipf=math.nan), "transition_zipf"),
         (dict(emission_zipf=-1.0), "emission_zipf"),
+        (dict(symbol_zipf=math.inf), "symbol_zipf"),
         (dict(seed=-1), "seed"),
         (dict(n_states=16, out_degree=1), "periodic"),  # the bare cycle has period 16
     ],
@@ -176,3 +177,27 @@ def test_hmm_corpus_size_comes_from_its_spec():
             _parse_hmm(bad)
     with pytest.raises(ValueError, match="unknown HMM preset"):
         _parse_hmm("hmm:nope:3")
+
+
+def test_symbol_zipf_shares_low_symbols_among_more_states():
+    flat = HMMSource(n_states=512, n_symbols=32, seed=2)
+    same = HMMSource(n_states=512, n_symbols=32, seed=2, symbol_zipf=0.0)
+    assert "symbol_zipf" not in flat.params  # the original presets' params are unchanged
+    np.testing.assert_array_equal(flat.emission_, same.emission_)
+    skewed = HMMSource(n_states=512, n_symbols=32, seed=2, symbol_zipf=1.0)
+    assert skewed.params["symbol_zipf"] == 1.0
+    assert ((skewed.emission_ > 0).sum(1) == 4).all()
+    shared = (skewed.emission_ > 0).sum(0)  # states emitting each symbol
+    assert shared[:4].mean() > 4 * shared[-4:].mean()
+
+
+@pytest.mark.parametrize("preset", ["zipf64"])
+def test_zipf_preset_is_reproducible_and_bracketed(preset):
+    src = HMMSource(**HMM_PRESETS[preset])
+    again = HMMSource(**HMM_PRESETS[preset])
+    assert src.params == again.params == HMM_PRESETS[preset]
+    np.testing.assert_array_equal(src.emission_, again.emission_)
+    assert (src.transition_ != again.transition_).nnz == 0
+    h, se = src.entropy_rate(200, n_chains=8, burn_in=100, seed=0, chunk_tokens=300)
+    lower, upper = src.entropy_bounds()
+    assert lower < h < upper and se < 0.1

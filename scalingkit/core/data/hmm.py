@@ -38,6 +38,11 @@ HMM_PRESETS: dict[str, dict] = {
                emit_degree=4, emission_zipf=1.0, seed=0)
     for name, n_states in (("small", 256), ("medium", 1024), ("large", 4096))
 }
+#: A source where model size matters (issue #19): 64 symbols shared by states along a
+#: Zipf law, so the unigram entropy exceeds ``H`` by about 1 nat/token and the context
+#: floor keeps falling out to 16-32 tokens (see ``HMMSource``'s ``symbol_zipf``).
+HMM_PRESETS["zipf64"] = dict(n_states=8192, n_symbols=64, out_degree=4, transition_zipf=1.0,
+                             emit_degree=4, emission_zipf=1.0, seed=0, symbol_zipf=1.0)
 #: Largest number of hidden states accepted.
 MAX_STATES = 1 << 16
 #: Rows must sum to 1 within this tolerance before they are renormalised.
@@ -78,6 +83,16 @@ def _distinct_rows(rng: np.random.Generator, n_rows: int, k: int, high: int) -> 
         if not bad.any():
             return out
         out[bad] = rng.integers(0, high, size=(int(bad.sum()), k))
+
+
+def _weighted_rows(rng: np.random.Generator, n_rows: int, k: int,
+                   weights: np.ndarray) -> np.ndarray:
+    """``(n_rows, k)`` indices of ``weights``, distinct within each row, each row a
+    draw without replacement with probabilities proportional to ``weights``, in random
+    order within the row (Gumbel top-``k``)."""
+    keys = np.log(weights)[None, :] + rng.gumbel(size=(n_rows, weights.size))
+    top = np.argpartition(-keys, k - 1, axis=1)[:, :k]  # the k largest keys
+    return rng.permuted(top, axis=1)
 
 
 def _stochastic(name: str, matrix) -> sparse.csr_array:
@@ -150,6 +165,12 @@ class HMMSource:
     symbols of ``0..n_symbols-1`` with Zipf probabilities ``rank^-emission_zipf``. The
     cycle makes the chain irreducible; construction checks that it is also aperiodic.
 
+    With ``symbol_zipf > 0`` the symbols a state emits are not drawn uniformly: symbol
+    ``x`` is picked with weight ``(x + 1)^-symbol_zipf`` (without replacement), so low
+    symbols are shared by many states and say little about the state, while rare ones
+    pin it down. The unigram law is then Zipf-like and the information about the
+    hidden state arrives at a spread of context lengths instead of all at once.
+
     Parameters
     ----------
     n_states : int, default=1024
@@ -166,6 +187,9 @@ class HMMSource:
         Zipf exponent of the emission probabilities.
     seed : int, default=0
         Seed of the random construction.
+    symbol_zipf : float, default=0.0
+        Zipf exponent of how many states share each symbol (0: uniform, the original
+        construction, whose ``params`` then omit this key).
 
     Attributes
     ----------
@@ -183,16 +207,20 @@ class HMMSource:
 
     def __init__(self, *, n_states: int = 1024, n_symbols: int = 64, out_degree: int = 4,
                  transition_zipf: float = 1.0, emit_degree: int = 4,
-                 emission_zipf: float = 1.0, seed: int = 0) -> None:
+                 emission_zipf: float = 1.0, seed: int = 0,
+                 symbol_zipf: float = 0.0) -> None:
         S = _check_int("n_states", n_states, 2, MAX_STATES)
         M = _check_int("n_symbols", n_symbols, 1, 256)
         d = _check_int("out_degree", out_degree, 1, S - 1)
         k = _check_int("emit_degree", emit_degree, 1, M)
         a_t = _check_exponent("transition_zipf", transition_zipf)
         a_e = _check_exponent("emission_zipf", emission_zipf)
+        a_s = _check_exponent("symbol_zipf", symbol_zipf)
         rng = np.random.default_rng(_check_int("seed", seed, 0))
         self.params = dict(n_states=S, n_symbols=M, out_degree=d, transition_zipf=a_t,
                            emit_degree=k, emission_zipf=a_e, seed=int(seed))
+        if a_s > 0:  # absent at 0, so the original presets keep their stored params
+            self.params["symbol_zipf"] = a_s
         order = rng.permutation(S)
         succ = np.empty(S, dtype=np.int64)
         succ[order] = np.roll(order, -1)
@@ -205,7 +233,8 @@ class HMMSource:
         transition = sparse.csr_array(
             (t_probs.ravel(), (np.repeat(np.arange(S), d), targets.ravel())), shape=(S, S))
         emission = np.zeros((S, M))
-        symbols = _distinct_rows(rng, S, k, M)
+        symbols = (_distinct_rows(rng, S, k, M) if a_s == 0
+                   else _weighted_rows(rng, S, k, _zipf(M, a_s)))
         np.put_along_axis(emission, symbols, np.tile(_zipf(k, a_e), (S, 1)), axis=1)
         self._setup(transition, emission)
 

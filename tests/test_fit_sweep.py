@@ -96,6 +96,16 @@ def test_unbracketed_budget_is_flagged_and_left_out(tmp_path, capsys):
     assert out["approaches"]["2"]["a"] is not None and out["approaches"]["2"]["ci"] is None
 
 
+def test_min_budget_leaves_the_smaller_budgets_out(sweep_store, capsys):
+    out = _fit_json(capsys, sweep_store, "--bootstrap", "0", "--min-budget", "1e14")
+    assert [b["planned"] for b in out["budgets"]] == pytest.approx(BUDGETS[1:])
+    assert all(v["a"] is not None for v in out["approaches"].values())
+    one_line_error(capsys, ["fit-sweep", str(sweep_store), "--min-budget", "1e15"], 2,
+                   "leaves fewer than 2 budgets")
+    one_line_error(capsys, ["fit-sweep", str(sweep_store), "--min-budget", "-1"], 2,
+                   "min_budget must be a positive number")
+
+
 def test_fewer_than_two_bracketed_budgets_gives_a_reason(tmp_path, capsys):
     store = _write_store(tmp_path / "store", offsets=(0.0, 0.8, -0.8))
     out = _fit_json(capsys, store, "--bootstrap", "0")

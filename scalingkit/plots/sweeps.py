@@ -132,7 +132,7 @@ def plot_prediction_outcome(runs: pd.DataFrame, best: pd.DataFrame, grid, fronti
         Compute values (FLOP) at which the two extrapolations are drawn.
     frontier, envelope_curve : array-like
         At each ``grid`` value: the compute-optimal loss of the fitted ``L(N, D)``
-        (Approach 3) and the fitted ``L(C) = a C^b + c`` (nats/token).
+        (Approach 3) and the fitted ``L(C) = E_C + (C_c / C)^alpha_C`` (nats/token).
     outcome : mapping
         The prediction record: ``budget`` and ``max_fitted_budget`` (FLOP),
         ``predicted_loss``, ``predicted_loss_envelope`` and ``actual_loss``
@@ -143,7 +143,7 @@ def plot_prediction_outcome(runs: pd.DataFrame, best: pd.DataFrame, grid, fronti
     ax.scatter(runs["budget"], runs["loss"], s=14, color="0.65", label="sweep runs")
     ax.plot(best["budget"], best["loss"], "ko", ms=5, label="lowest loss per budget")
     ax.plot(grid, frontier, color="C0", label="Approach 3 frontier")
-    ax.plot(grid, envelope_curve, color="C1", ls="--", label="L(C) = a C^b + c")
+    ax.plot(grid, envelope_curve, color="C1", ls="--", label=r"$L(C) = E_C + (C_c/C)^{\alpha_C}$")
     c = outcome["budget"]
     ax.plot(c, outcome["predicted_loss"], "s", color="C0", mfc="none", ms=9,
             label="predicted (Approach 3)")

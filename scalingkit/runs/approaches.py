@@ -328,7 +328,8 @@ def approach_3(runs: pd.DataFrame, budgets: np.ndarray, *, n_bootstrap: int,
 
 
 def fit_sweep(source: str | Path, *, n_bootstrap: int = 100, seed: int | None = 0,
-              grid: str = "full", noise_sd: float | None = None) -> dict[str, Any]:
+              grid: str = "full", noise_sd: float | None = None,
+              min_budget: float | None = None) -> dict[str, Any]:
     """All three approaches on a sweep's run store, in the exact-FLOP convention.
 
     Parameters
@@ -346,6 +347,10 @@ def fit_sweep(source: str | Path, *, n_bootstrap: int = 100, seed: int | None = 
         Approach 2's interval comes from :func:`approach_2_noise` (``ci_noise``), and
         each budget reports its valley depth and whether the depth exceeds twice
         the noise floor (``resolved``).
+    min_budget : float, optional
+        Fit only the runs planned at this budget (FLOP) or above; the others are
+        left out of all three approaches (for a check of how much the smallest
+        budgets move the estimates).
 
     Returns
     -------
@@ -360,12 +365,20 @@ def fit_sweep(source: str | Path, *, n_bootstrap: int = 100, seed: int | None = 
     Raises
     ------
     ValueError
-        If ``source`` is not a run store or holds no usable finished run.
+        If ``source`` is not a run store or holds no usable finished run, or
+        ``min_budget`` leaves fewer than two budgets.
     """
     check_bootstrap(n_bootstrap, CONFIDENCE)
     if grid not in ("full", "small"):
         raise ValueError(f"grid must be 'full' or 'small', got {grid!r}")
     runs = done_runs(source)
+    if min_budget is not None:
+        if not (np.isfinite(min_budget) and min_budget > 0):
+            raise ValueError(f"min_budget must be a positive number of FLOP, got {min_budget!r}")
+        runs = runs[runs["budget"] >= min_budget * (1 - 1e-9)].reset_index(drop=True)
+        if runs["budget"].nunique() < 2:
+            raise ValueError(f"min_budget {min_budget:g} FLOP leaves fewer than 2 budgets "
+                             f"of {source}")
     table = budget_table(runs)
     budgets = table["budget"].to_numpy(float)
     kwargs = {"n_bootstrap": n_bootstrap, "seed": seed}

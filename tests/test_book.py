@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
+import yaml
 from bs4 import BeautifulSoup
 from conftest import ROOT, chapter_files, toc_files
 
@@ -85,6 +86,26 @@ def test_chapters_open_with_goals_and_close_with_exercises():
         assert "## Exercises" in text, path.name
         assert "hide-cell" in text or ":class: dropdown" in text, f"{path.name}: no solutions"
         assert "QUICK = True" in text, f"{path.name}: no QUICK switch"
+
+
+def _numbered_chapters() -> list[Path]:
+    """The documents of the numbered "Chapters" part of ``_toc.yml``, in order."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    parts = [p for p in toc["parts"] if p.get("caption") == "Chapters"]
+    assert len(parts) == 1 and parts[0].get("numbered"), "no numbered 'Chapters' part"
+    return [ROOT / f"{c['file']}.md" for c in parts[0]["chapters"]]
+
+
+def test_every_chapter_has_a_summary_before_its_exercises():
+    """Issue #23: each numbered chapter ends with what to remember, then exercises."""
+    chapters = _numbered_chapters()
+    assert len(chapters) >= 10
+    for path in chapters:
+        headings = re.findall(r"^## (.+?)\s*$", path.read_text(), flags=re.MULTILINE)
+        assert "Summary" in headings, f"{path.name}: no '## Summary'"
+        assert "Exercises" in headings, f"{path.name}: no '## Exercises'"
+        assert headings.index("Summary") < headings.index("Exercises"), (
+            f"{path.name}: '## Summary' must come before '## Exercises'")
 
 
 def test_internal_links_resolve(book_build):

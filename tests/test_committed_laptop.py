@@ -127,3 +127,18 @@ def test_committed_prediction_was_made_from_the_sweep_and_rederives():
     check_in_regime(points, rec["params"], rec["tokens"], corpus_tokens=spec.corpus_tokens,
                     lr_rule=spec.lr_rule, lr=rec["config"]["lr"], budget=rec["budget"])
     assert rec["tokens"] <= spec.corpus_tokens  # one pass at most
+
+
+def test_committed_prediction_outcome_was_recorded_after_the_prediction():
+    import datetime as dt
+
+    rec = json.loads((DATA / "prediction.json").read_text())
+    assert dt.datetime.fromisoformat(rec["predicted_at"]) < dt.datetime.fromisoformat(
+        rec["trained_at"])
+    assert rec["commands"]["outcome"].startswith("python -m scalingkit predict outcome")
+    assert rec["result"]["tokens"] == rec["tokens"]
+    assert rec["actual_loss"] == rec["result"]["curve"][-1]["loss"]  # the final evaluation
+    for key, pred in (("relative_error", "predicted_loss"),
+                      ("relative_error_envelope", "predicted_loss_envelope")):
+        assert rec[key] == pytest.approx(abs(rec[pred] - rec["actual_loss"]) / rec["actual_loss"],
+                                         rel=1e-12), key

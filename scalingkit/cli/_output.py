@@ -76,3 +76,26 @@ def report_counts(store, out: str) -> dict[str, int]:
     counts = store.counts()
     print(", ".join(f"{k}: {v}" for k, v in counts.items() if v) + f"  ({out})")
     return counts
+
+
+def finish_training(store, out: str, export: str | None = None, *, merge: bool = False) -> int:
+    """What every training command prints when its runs are over; its exit status.
+
+    The counts by status, why each failed run failed, how to retry, runs another
+    process still holds, and (with ``export``) the copy of the records to that folder.
+    Returns 0 when no run failed, else 1.
+    """
+    counts = report_counts(store, out)
+    for record in store.records():  # say why, so a failed run needs no digging
+        if record.status == "failed":
+            print(f"  failed {record.id}: {record.error}")
+    if counts["failed"]:
+        print("rerun the same command to retry the failed runs (each resumes from its "
+              "last checkpoint)")
+    if counts["running"]:
+        print(f"{counts['running']} run(s) held by another process; rerun later to pick up "
+              "any whose owner died")
+    if export:
+        n = store.export(export, merge=merge)
+        print(f"exported {n} run records to {export}")
+    return 0 if counts["failed"] == 0 else 1

@@ -261,13 +261,11 @@ def approach_2_noise(runs: pd.DataFrame, noise_sd: float, *, n_bootstrap: int,
 
 
 def valley_depths(runs: pd.DataFrame) -> dict[float, float]:
-    """Per planned budget: how far the lower edge of its profile rises above its lowest
-    loss (nats/token). A valley shallower than the noise floor is not resolved."""
-    out = {}
-    for budget, group in runs.groupby("budget"):
-        mean = group.groupby("params")["loss"].mean().sort_index().to_numpy()
-        out[float(budget)] = float(min(mean[0], mean[-1]) - mean.min())
-    return out
+    """Per planned budget: how far its lower wall rises above its lowest loss
+    (nats/token, :func:`scalingkit.runs.bracket.wall_depth`, the planner's measure)."""
+    from scalingkit.runs.bracket import wall_depth
+
+    return {float(budget): wall_depth(group)[0] for budget, group in runs.groupby("budget")}
 
 
 def approach_1(source: str | Path, runs: pd.DataFrame, *, n_bootstrap: int,

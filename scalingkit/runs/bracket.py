@@ -61,7 +61,7 @@ def budget_table(frame: pd.DataFrame, *, min_depth: float = 0.0) -> pd.DataFrame
     done = frame[np.isfinite(frame["loss"].astype(float))]
     rows = []
     for budget, runs in done.groupby("budget"):
-        depth, shallow = _walls(runs)
+        depth, shallow = wall_depth(runs)
         if runs["params"].nunique() < 3:
             rows.append({"budget": float(budget), "n_opt": math.nan, "d_opt": math.nan,
                          "tokens_per_param": math.nan, "bracketed": False,
@@ -86,8 +86,14 @@ TABLE_COLUMNS = ("budget", "n_opt", "d_opt", "tokens_per_param", "bracketed", "r
                  "side", "depth")
 
 
-def _walls(runs: pd.DataFrame) -> tuple[float, str]:
-    """The lower wall's height above the lowest loss (nats/token), and its side."""
+def wall_depth(runs: pd.DataFrame) -> tuple[float, str]:
+    """One budget's lower wall: its height above the lowest loss (nats/token), and its side.
+
+    ``runs`` holds one budget's runs (``params``, ``loss``); losses of repeated sizes
+    are averaged. The height is the smaller of the two edge losses minus the lowest
+    loss; the side is ``"below"`` (smallest size) or ``"above"``. A valley whose
+    lower wall does not clear the noise floor is not resolved.
+    """
     mean = runs.groupby("params")["loss"].mean().sort_index().to_numpy()
     if mean.size == 0:
         return math.nan, ""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from scalingkit.cli._output import check_output, command_line, report_counts
+from scalingkit.cli._output import check_output, command_line, finish_training
 
 HELP = "hyperparameters across scale: the learning-rate grid, seeds, and the lr rule"
 PARTS = ("lr-grid", "seeds", "batch", "warmup", "horizon", "init", "lr", "tokenizer")
@@ -168,6 +168,7 @@ def _noise_scale(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch on the action."""
+    from scalingkit.runs.store import RunStore
     from scalingkit.runs.sweep import run_sweep
 
     if args.action == "fit-lr":
@@ -189,11 +190,8 @@ def run(args: argparse.Namespace) -> int:
     if not plan.runs:
         raise ValueError("every run of the part was dropped: " +
                          "; ".join(d.reason for d in plan.dropped))
-    command = command_line()
+    if args.export:  # refuse a bad destination before any training
+        RunStore(args.out).check_export(args.export)
     store = run_sweep(plan, args.out, executor=args.executor, workers=args.workers,
-                      progress=not args.no_progress, command=command)
-    counts = report_counts(store, args.out)
-    if args.export:
-        n = store.export(args.export)
-        print(f"exported {n} run records to {args.export}")
-    return 0 if counts["failed"] == 0 else 1
+                      progress=not args.no_progress, command=command_line())
+    return finish_training(store, args.out, args.export)

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from scalingkit.cli._output import report_counts
+from scalingkit.cli._output import finish_training
 from scalingkit.fit._base import plain_json
 from scalingkit.runs.provenance import provenance
 
@@ -57,8 +57,7 @@ def run(args: argparse.Namespace) -> int:
         store = kaplan.run_kaplan(kaplan.preset(args.preset), args.out, threads=args.threads,
                                   progress=not args.no_progress, experiments=args.only,
                                   provenance=provenance())
-        counts = report_counts(store, args.out)
-        return 0 if counts["failed"] == 0 else 1
+        return finish_training(store, args.out)
     if args.action == "export":
         n = kaplan.export_store(args.source, args.dest)
         print(f"exported {n} runs to {args.dest}")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 
 from scalingkit.cli._output import check_output as _check_output
-from scalingkit.cli._output import command_line, report_counts
+from scalingkit.cli._output import command_line, finish_training
 
 HELP = "Porian et al. ladder: plan, run and fit the Kaplan-to-Chinchilla steps"
 
@@ -172,10 +172,7 @@ def run(args: argparse.Namespace) -> int:
         for r in plan.runs:  # plan metadata names the step and its FLOP count
             store.add(r.config, plan=porian.plan_metadata(r, rung))
         store = run_sweep(plan, args.out, **options)
-    counts = report_counts(store, args.out)
-    if args.export:
-        print(f"exported {store.export(args.export)} run records to {args.export}")
-    return 0 if counts["failed"] == 0 else 1
+    return finish_training(store, args.out, args.export)
 
 
 def _fit(args: argparse.Namespace) -> int:

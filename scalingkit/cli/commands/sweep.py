@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from scalingkit.cli._output import command_line, report_counts
+from scalingkit.cli._output import command_line, finish_training
 
 HELP = "plan an IsoFLOP sweep (budgets x model sizes) and train it, resumably, into DIR"
 
@@ -119,20 +119,7 @@ def run(args: argparse.Namespace) -> int:
         store = RunStore(args.out)
     else:
         store = run_sweep(plan, args.out, **options)
-    counts = report_counts(store, args.out)
-    for record in store.records():  # say why, so a failed run needs no digging
-        if record.status == "failed":
-            print(f"  failed {record.id}: {record.error}")
-    if counts["failed"]:
-        print("rerun the same command to retry the failed runs (each resumes from its "
-              "last checkpoint)")
-    if counts["running"]:
-        print(f"{counts['running']} run(s) held by another process; rerun later to pick up "
-              "any whose owner died")
-    if args.export:
-        n = store.export(args.export, merge=args.merge)
-        print(f"exported {n} run records to {args.export}")
-    return 0 if counts["failed"] == 0 else 1
+    return finish_training(store, args.out, args.export, merge=args.merge)
 
 
 #: ``--slurm-*`` flag -> SlurmResources field (defaults live in SlurmResources only).

@@ -18,7 +18,23 @@ import torch
 SAMPLERS = ("random", "epoch")
 
 
-class BatchSampler:
+class _WindowSampler:
+    """What both samplers share: batches cut from ``tokens`` at :meth:`starts`."""
+
+    tokens: np.ndarray
+    _offsets: np.ndarray
+
+    def starts(self) -> np.ndarray:  # pragma: no cover - each sampler defines its own
+        raise NotImplementedError
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch: inputs and targets, each ``(batch_size, n_ctx)`` int64."""
+        idx = self.starts()[:, None] + self._offsets  # (B, T + 1)
+        window = torch.from_numpy(np.asarray(self.tokens[idx], dtype=np.int64))  # (B, T + 1)
+        return window[:, :-1], window[:, 1:]
+
+
+class BatchSampler(_WindowSampler):
     """Random windows of ``n_ctx + 1`` tokens from a token array.
 
     Parameters
@@ -53,12 +69,6 @@ class BatchSampler:
         hi = len(self.tokens) - self.n_ctx  # last start i has i + n_ctx <= len - 1
         return torch.randint(0, hi, (self.batch_size,), generator=self.generator).numpy()
 
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """One batch: inputs and targets, each ``(batch_size, n_ctx)`` int64."""
-        idx = self.starts()[:, None] + self._offsets  # (B, T + 1)
-        window = torch.from_numpy(np.asarray(self.tokens[idx], dtype=np.int64))  # (B, T + 1)
-        return window[:, :-1], window[:, 1:]
-
     def state(self) -> torch.Tensor:
         """The generator state (a uint8 tensor, safe for ``weights_only`` loading)."""
         return self.generator.get_state()
@@ -68,7 +78,7 @@ class BatchSampler:
         self.generator.set_state(state)
 
 
-class EpochSampler:
+class EpochSampler(_WindowSampler):
     """Disjoint windows of ``n_ctx + 1`` tokens, each visited once per pass, in random order.
 
     The array is cut into ``len(tokens) // (n_ctx + 1)`` windows that share no token
@@ -125,12 +135,6 @@ class EpochSampler:
             out[i] = self._order_of(epoch)[j] * (self.n_ctx + 1)
             self._cursor += 1
         return out
-
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """One batch: inputs and targets, each ``(batch_size, n_ctx)`` int64."""
-        idx = self.starts()[:, None] + self._offsets  # (B, T + 1)
-        window = torch.from_numpy(np.asarray(self.tokens[idx], dtype=np.int64))  # (B, T + 1)
-        return window[:, :-1], window[:, 1:]
 
     def state(self) -> torch.Tensor:
         """The position in the stream (an int64 tensor, safe for ``weights_only`` loading)."""

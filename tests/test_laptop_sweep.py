@@ -239,6 +239,8 @@ def test_study_plans():
     warm = recipe_plan("warmup", replace(spec), 1e12, [3], [0.0, 0.2])
     assert sorted(r.config["warmup_tokens"] / r.tokens for r in warm.runs) == pytest.approx(
         [0.0, 0.2], abs=1e-3)
+    batch = recipe_plan("batch", spec, 1e12, [3], [8, 16, 32])
+    assert sorted(r.config["batch_size"] for r in batch.runs) == [8, 32]  # 16: the sweep's
     lr = recipe_plan("lr", spec, 1e12, [3], [0.5, 1.0, 2.0])
     rule = spec.lr_for(lr.runs[0].params, 1e12)
     assert sorted(r.config["lr"] / rule for r in lr.runs) == pytest.approx([0.5, 2.0])

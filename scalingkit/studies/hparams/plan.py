@@ -139,7 +139,8 @@ def recipe_plan(part: str, spec: SweepSpec, budget: float, rungs: Sequence[int],
     rungs : sequence of int
         Ladder rungs.
     values : sequence of float, optional
-        Default :data:`RECIPE_VALUES`.
+        Default :data:`RECIPE_VALUES`. A value equal to the sweep's own setting is
+        skipped: that run is the sweep's, and comparisons read it from the sweep's store.
     """
     if part not in RECIPE_VALUES:
         raise ValueError(f"unknown recipe part {part!r}; choose one of {sorted(RECIPE_VALUES)}")
@@ -148,8 +149,10 @@ def recipe_plan(part: str, spec: SweepSpec, budget: float, rungs: Sequence[int],
     values = RECIPE_VALUES[part] if values is None else tuple(values)
     cast = int if part == "batch" else float
     spec = replace(spec, budgets=(budget,))
+    own = {"batch": spec.batch_size, "warmup": spec.warmup_fraction, "horizon": 1.0,
+           "lr": 1.0, "init": None}[part]  # the sweep's own setting: its runs exist
     return _runs(spec, [(budget, k, {key: cast(v)}) for k in rungs for v in values
-                        if not (part in ("horizon", "lr") and v == 1.0)])
+                        if own is None or not np.isclose(v, own)])
 
 
 def tokenizer_plan(spec: SweepSpec, budget: float, rungs: Sequence[int],

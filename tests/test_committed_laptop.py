@@ -51,17 +51,41 @@ def _differences(a: dict, b: dict, prefix: str = "") -> set[str]:
     return out
 
 
-def test_recipe_runs_differ_from_their_sweep_baseline_in_one_setting():
-    from scalingkit.runs.store import RunStore
+def _planned_ids(plan) -> set[str]:
+    from scalingkit.runs.store import config_hash
 
-    baseline = {(r.plan["budget"], r.plan["params"]): r.config
-                for r in RunStore(DATA / "sweep_reference").records()}
+    return {config_hash(r.config) for r in plan.runs}
+
+
+def test_recipe_and_lr_check_runs_are_the_plans_of_their_commands():
+    """Every committed recipe run is one that ``hparams run PART`` plans today, with the
+    arguments the data README records, and each differs from the sweep's run of its
+    size in the one setting its part varies."""
+    from scalingkit.runs.store import RunStore
+    from scalingkit.studies.hparams.lr_rule import read_lr_rule
+    from scalingkit.studies.hparams.plan import base_spec, recipe_plan, seed_plan
+
+    spec = base_spec(lr_rule=read_lr_rule(str(HPARAMS / "lr_rule.json")))
+    planned = _planned_ids(seed_plan(spec, 2.38e12, [2, 3, 4, 5, 6], seeds=[1, 2]))
+    for part in ("init", "warmup", "horizon", "batch"):
+        planned |= _planned_ids(recipe_plan(part, spec, 2.38e12, [2, 4, 6]))
+    # the recipe's own 5% warmup at rungs 2, 4 and 6 (seed 0): the warmup part planned
+    # these too before parts learned to skip the sweep's own setting
+    planned |= _planned_ids(seed_plan(spec, 2.38e12, [2, 4, 6], seeds=[0]))
     records = list(RunStore(HPARAMS / "recipe").records())
     assert records and all(r.status == "done" for r in records)
-    for r in records:
-        base = baseline[(r.plan["budget"], r.plan["params"])]
-        changed = _differences(r.config, base)
-        assert changed in ({"seed"}, {"model.init_std"}), (r.id, changed)
+    assert {r.id for r in records} <= planned
+    check = list(RunStore(HPARAMS / "lr_check").records())
+    assert {r.id for r in check} == _planned_ids(
+        recipe_plan("lr", spec, 3.2e13, [7], [0.5, 2.0]))
+    baseline = {(r.plan["budget"], r.plan["params"]): r.config
+                for r in RunStore(DATA / "sweep_reference").records()}
+    varied = (set(), {"seed"}, {"model.init_std"}, {"warmup_tokens"},
+              {"schedule", "horizon_tokens"}, {"lr"})
+    for r in records + check:
+        changed = _differences(r.config, baseline[(r.plan["budget"], r.plan["params"])])
+        # a batch run keeps its tokens; its evaluation and checkpoint steps follow its steps
+        assert changed in varied or "batch_size" in changed, (r.id, changed)
 
 
 def test_reference_sweep_uses_the_committed_rule_and_meets_its_design():
@@ -142,3 +166,22 @@ def test_committed_prediction_outcome_was_recorded_after_the_prediction():
                       ("relative_error_envelope", "predicted_loss_envelope")):
         assert rec[key] == pytest.approx(abs(rec[pred] - rec["actual_loss"]) / rec["actual_loss"],
                                          rel=1e-12), key
+
+
+def test_committed_noise_scale_runs_are_the_recipe_runs():
+    """``hparams noise-scale`` trained the sweep's own config at each rung it names,
+    and measured B_simple at every evaluation of each."""
+    from scalingkit.runs.store import config_hash
+    from scalingkit.studies.hparams.lr_rule import read_lr_rule
+    from scalingkit.studies.hparams.plan import base_spec, seed_plan
+
+    noise = json.loads((HPARAMS / "noise_scale.json").read_text())
+    spec = base_spec(lr_rule=read_lr_rule(str(HPARAMS / "lr_rule.json")))
+    rungs = [r["rung"] for r in noise["runs"]]
+    plan = seed_plan(spec, noise["budget"], rungs, seeds=[spec.seed])
+    assert [config_hash(r["config"]) for r in noise["runs"]] == [
+        config_hash(r.config) for r in plan.runs]
+    for run in noise["runs"]:
+        steps = [p["step"] for p in run["points"]]
+        assert steps == sorted(steps) and len(steps) >= 5
+        assert all(p["b_simple_tokens"] > 0 for p in run["points"])

@@ -38,9 +38,10 @@ HMM_PRESETS: dict[str, dict] = {
                emit_degree=4, emission_zipf=1.0, seed=0)
     for name, n_states in (("small", 256), ("medium", 1024), ("large", 4096))
 }
-#: A source where model size matters (issue #19): 64 symbols shared by states along a
-#: Zipf law, so the unigram entropy exceeds ``H`` by about 1 nat/token and the context
-#: floor keeps falling out to 16-32 tokens (see ``HMMSource``'s ``symbol_zipf``).
+#: A candidate for a source where model size matters (issue #19): 64 symbols shared by
+#: states along a Zipf law, so the unigram entropy exceeds ``H`` by about 1 nat/token and
+#: the context floor falls out to 16-32 tokens (``HMMSource``'s ``symbol_zipf``). The
+#: pilot rejected it: laptop-scale models at 2.38e12 FLOP stay at its unigram entropy.
 HMM_PRESETS["zipf64"] = dict(n_states=8192, n_symbols=64, out_degree=4, transition_zipf=1.0,
                              emit_degree=4, emission_zipf=1.0, seed=0, symbol_zipf=1.0)
 #: Largest number of hidden states accepted.

@@ -27,8 +27,18 @@ from collections.abc import Iterator
 
 import numpy as np
 from scipy import sparse
-from scipy.sparse import csgraph
 from scipy.sparse.linalg import spsolve
+
+from scalingkit.core.data.hmm_parts import (
+    check_exponent,
+    check_int,
+    check_irreducible_aperiodic,
+    distinct_rows,
+    padded_cdf,
+    stochastic,
+    weighted_rows,
+    zipf_weights,
+)
 
 __all__ = ["HMM_PRESETS", "HMMSource"]
 
@@ -46,114 +56,10 @@ HMM_PRESETS["zipf64"] = dict(n_states=8192, n_symbols=64, out_degree=4, transiti
                              emit_degree=4, emission_zipf=1.0, seed=0, symbol_zipf=1.0)
 #: Largest number of hidden states accepted.
 MAX_STATES = 1 << 16
-#: Rows must sum to 1 within this tolerance before they are renormalised.
-ROW_TOL = 1e-9
 #: Power iterations tried before the stationary distribution is solved for directly.
 POWER_ITERS = 2000
 #: Time steps whose emissions are drawn at once (bounds temporary memory).
 EMIT_BLOCK = 1024
-
-
-def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
-    ok = isinstance(value, int | np.integer) and not isinstance(value, bool)
-    if not ok or value < lo or (hi is not None and value > hi):
-        bound = f">= {lo}" if hi is None else f"in {lo}..{hi}"
-        raise ValueError(f"{name} must be an integer {bound}, got {value!r}")
-    return int(value)
-
-
-def _check_exponent(name: str, value) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def _zipf(n: int, exponent: float) -> np.ndarray:
-    """Probabilities proportional to ``rank^-exponent`` for ranks 1..n."""
-    w = np.arange(1, n + 1, dtype=np.float64) ** -exponent
-    return w / w.sum()
-
-
-def _distinct_rows(rng: np.random.Generator, n_rows: int, k: int, high: int) -> np.ndarray:
-    """``(n_rows, k)`` integers in ``[0, high)``, distinct within each row."""
-    out = rng.integers(0, high, size=(n_rows, k))
-    while True:
-        s = np.sort(out, axis=1)
-        bad = (s[:, 1:] == s[:, :-1]).any(axis=1)
-        if not bad.any():
-            return out
-        out[bad] = rng.integers(0, high, size=(int(bad.sum()), k))
-
-
-def _weighted_rows(rng: np.random.Generator, n_rows: int, k: int,
-                   weights: np.ndarray) -> np.ndarray:
-    """``(n_rows, k)`` indices of ``weights``, distinct within each row, each row a
-    draw without replacement with probabilities proportional to ``weights``, in random
-    order within the row (Gumbel top-``k``)."""
-    keys = np.log(weights)[None, :] + rng.gumbel(size=(n_rows, weights.size))
-    top = np.argpartition(-keys, k - 1, axis=1)[:, :k]  # the k largest keys
-    return rng.permuted(top, axis=1)
-
-
-def _stochastic(name: str, matrix) -> sparse.csr_array:
-    """``matrix`` as a CSR array with exact unit row sums; ``ValueError`` if it is not
-    a finite, nonnegative, row-stochastic 2-D matrix."""
-    if not sparse.issparse(matrix):
-        matrix = np.asarray(matrix, dtype=np.float64)
-    if matrix.ndim != 2 or min(matrix.shape) < 1:
-        raise ValueError(f"{name} must be a non-empty 2-D matrix, got shape {matrix.shape}")
-    m = sparse.csr_array(matrix, dtype=np.float64)
-    if not np.isfinite(m.data).all():
-        raise ValueError(f"{name} has non-finite entries")
-    if (m.data < 0).any():
-        raise ValueError(f"{name} has negative entries")
-    m.eliminate_zeros()
-    sums = m.sum(axis=1)
-    if np.abs(sums - 1).max() > ROW_TOL:
-        row = int(np.argmax(np.abs(sums - 1)))
-        raise ValueError(f"{name} rows must sum to 1; row {row} sums to {sums[row]!r}")
-    m.data /= np.repeat(sums, np.diff(m.indptr))
-    return m
-
-
-def _check_irreducible_aperiodic(transition: sparse.csr_array) -> None:
-    """``ValueError`` unless the chain's graph is strongly connected with period 1.
-
-    The period is the gcd over edges ``u -> v`` of ``d(u) + 1 - d(v)``, with ``d`` the
-    breadth-first distance from state 0.
-    """
-    n_comp, _ = csgraph.connected_components(transition, directed=True, connection="strong")
-    if n_comp > 1:
-        raise ValueError(f"transition: the chain is reducible ({n_comp} strongly connected "
-                         "components); every state must reach every other")
-    dist = csgraph.shortest_path(transition, indices=0, unweighted=True).astype(np.int64)
-    coo = transition.tocoo()
-    period = int(np.gcd.reduce(np.abs(dist[coo.row] + 1 - dist[coo.col])))
-    if period != 1:
-        raise ValueError(f"transition: the chain is periodic with period {period}; "
-                         "it must be aperiodic")
-
-
-def _padded_cdf(m: sparse.csr_array) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's cumulative probabilities and columns, padded to the longest row.
-
-    Every row's last real entry is set to exactly 1 and the padding repeats it, so
-    ``(cdf[r] < u).sum()`` for ``u`` in [0, 1) is always a real entry of row ``r``.
-    """
-    counts = np.diff(m.indptr)
-    width = int(counts.max())
-    pos = np.arange(m.nnz) - np.repeat(m.indptr[:-1], counts)  # position within the row
-    rows = np.repeat(np.arange(m.shape[0]), counts)
-    probs = np.zeros((m.shape[0], width))
-    probs[rows, pos] = m.data
-    cdf = np.cumsum(probs, axis=1)
-    cdf[np.arange(width) >= counts[:, None] - 1] = 1.0
-    cols = np.zeros((m.shape[0], width), dtype=np.int64)
-    cols[rows, pos] = m.indices
-    last = cols[np.arange(m.shape[0]), counts - 1]
-    cols = np.where(np.arange(width) < counts[:, None], cols, last[:, None])
-    return cdf, cols
 
 
 class HMMSource:
@@ -210,14 +116,14 @@ class HMMSource:
                  transition_zipf: float = 1.0, emit_degree: int = 4,
                  emission_zipf: float = 1.0, seed: int = 0,
                  symbol_zipf: float = 0.0) -> None:
-        S = _check_int("n_states", n_states, 2, MAX_STATES)
-        M = _check_int("n_symbols", n_symbols, 1, 256)
-        d = _check_int("out_degree", out_degree, 1, S - 1)
-        k = _check_int("emit_degree", emit_degree, 1, M)
-        a_t = _check_exponent("transition_zipf", transition_zipf)
-        a_e = _check_exponent("emission_zipf", emission_zipf)
-        a_s = _check_exponent("symbol_zipf", symbol_zipf)
-        rng = np.random.default_rng(_check_int("seed", seed, 0))
+        S = check_int("n_states", n_states, 2, MAX_STATES)
+        M = check_int("n_symbols", n_symbols, 1, 256)
+        d = check_int("out_degree", out_degree, 1, S - 1)
+        k = check_int("emit_degree", emit_degree, 1, M)
+        a_t = check_exponent("transition_zipf", transition_zipf)
+        a_e = check_exponent("emission_zipf", emission_zipf)
+        a_s = check_exponent("symbol_zipf", symbol_zipf)
+        rng = np.random.default_rng(check_int("seed", seed, 0))
         self.params = dict(n_states=S, n_symbols=M, out_degree=d, transition_zipf=a_t,
                            emit_degree=k, emission_zipf=a_e, seed=int(seed))
         if a_s > 0:  # absent at 0, so the original presets keep their stored params
@@ -226,17 +132,17 @@ class HMMSource:
         succ = np.empty(S, dtype=np.int64)
         succ[order] = np.roll(order, -1)
         # Extra targets: offsets 1..S-1 from the state (never itself), minus the successor.
-        offsets = _distinct_rows(rng, S, d, S - 1) + 1
+        offsets = distinct_rows(rng, S, d, S - 1) + 1
         others = (np.arange(S)[:, None] + offsets) % S
         keep = np.argsort(others == succ[:, None], axis=1, kind="stable")[:, : d - 1]
         targets = np.column_stack([succ, np.take_along_axis(others, keep, 1)])
-        t_probs = _zipf(d, a_t)[rng.permuted(np.tile(np.arange(d), (S, 1)), axis=1)]
+        t_probs = zipf_weights(d, a_t)[rng.permuted(np.tile(np.arange(d), (S, 1)), axis=1)]
         transition = sparse.csr_array(
             (t_probs.ravel(), (np.repeat(np.arange(S), d), targets.ravel())), shape=(S, S))
         emission = np.zeros((S, M))
-        symbols = (_distinct_rows(rng, S, k, M) if a_s == 0
-                   else _weighted_rows(rng, S, k, _zipf(M, a_s)))
-        np.put_along_axis(emission, symbols, np.tile(_zipf(k, a_e), (S, 1)), axis=1)
+        symbols = (distinct_rows(rng, S, k, M) if a_s == 0
+                   else weighted_rows(rng, S, k, zipf_weights(M, a_s)))
+        np.put_along_axis(emission, symbols, np.tile(zipf_weights(k, a_e), (S, 1)), axis=1)
         self._setup(transition, emission)
 
     @classmethod
@@ -260,21 +166,21 @@ class HMMSource:
         return self
 
     def _setup(self, transition, emission) -> None:
-        T = _stochastic("transition", transition)
-        E = _stochastic("emission", emission)
+        T = stochastic("transition", transition)
+        E = stochastic("emission", emission)
         S, M = E.shape
         if T.shape != (S, S):
             raise ValueError(f"transition must be ({S}, {S}) to match emission's {S} "
                              f"states, got {T.shape}")
-        _check_int("n_states", S, 2, MAX_STATES)
-        _check_int("n_symbols", M, 1, 256)
-        _check_irreducible_aperiodic(T)
+        check_int("n_states", S, 2, MAX_STATES)
+        check_int("n_symbols", M, 1, 256)
+        check_irreducible_aperiodic(T)
         self.transition_ = T
         self.emission_ = E.toarray()
         self._emission_t = np.ascontiguousarray(self.emission_.T)  # (M, S)
         self._transition_t = sparse.csr_array(T.T)  # forward pass: alpha_{t+1} = T^T alpha_t
-        self._t_cdf, self._t_cols = _padded_cdf(T)  # (S, max out-degree)
-        self._e_cdf, self._e_cols = _padded_cdf(E)  # (S, max symbols per state)
+        self._t_cdf, self._t_cols = padded_cdf(T)  # (S, max out-degree)
+        self._e_cdf, self._e_cols = padded_cdf(E)  # (S, max symbols per state)
         self._pi = self._solve_stationary()
 
     @property
@@ -379,8 +285,8 @@ class HMMSource:
         ended, so consecutive chunks join into one stationary sequence per chain and
         never repeat.
         """
-        _check_int("chunk_tokens", chunk_tokens, 1)
-        _check_int("n_chains", n_chains, 1)
+        check_int("chunk_tokens", chunk_tokens, 1)
+        check_int("n_chains", n_chains, 1)
         rng = np.random.default_rng(seed)
         state = self._start(n_chains, rng)
         while True:
@@ -459,9 +365,9 @@ class HMMSource:
         H, stderr : float
             Estimate and standard error (nats/token).
         """
-        _check_int("n_tokens", n_tokens, 1)
-        _check_int("n_chains", n_chains, 2)
-        _check_int("burn_in", burn_in, 0)
+        check_int("n_tokens", n_tokens, 1)
+        check_int("n_chains", n_chains, 2)
+        check_int("burn_in", burn_in, 0)
         total = np.zeros(n_chains)
         done, alpha = 0, None
         for chunk in self.stream(chunk_tokens, n_chains=n_chains, seed=seed):
@@ -487,8 +393,8 @@ class HMMSource:
         -------
         mean, stderr : np.ndarray, shape (n_ctx,)
         """
-        _check_int("n_ctx", n_ctx, 1)
-        _check_int("n_windows", n_windows, 2)
+        check_int("n_ctx", n_ctx, 1)
+        check_int("n_windows", n_windows, 2)
         nll = -self.conditional_log_probs(self.sample(n_ctx, n_chains=n_windows, seed=seed))
         return nll.mean(0), nll.std(0, ddof=1) / math.sqrt(n_windows)
 

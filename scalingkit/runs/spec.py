@@ -227,6 +227,15 @@ class SweepSpec:
                 "head_dim": self.head_dim, "aspect_ratio": self.aspect_ratio,
                 "min_layers": self.min_layers, "init_std": self.init_std}
 
+    def byte_rung_params(self, k: int) -> int:
+        """Parameters of ladder rung ``k``'s shape with a byte vocabulary (256 symbols).
+
+        The learning-rate rule was measured on byte-level models, so a run with another
+        tokenizer takes the rule's rate at this size: same width and depth, byte-sized
+        embedding and head.
+        """
+        return ladder_rung(k, **{**self.rung_kwargs(), "vocab_size": 256}).n_params()
+
     def model_for(self, n_target: float) -> GPTConfig:
         """The ladder shape for a target size (parameters, total count)."""
         if self.ladder == "monotone":

@@ -176,7 +176,6 @@ def tokenizer_plan(spec: SweepSpec, budget: float, rungs: Sequence[int],
     """
     from scalingkit.runs.sweep import DroppedRun, train_tokens
 
-    byte_kw = spec.rung_kwargs()
     runs: list[PlannedRun] = []
     dropped = []
     for tok in tokenizers:
@@ -184,7 +183,7 @@ def tokenizer_plan(spec: SweepSpec, budget: float, rungs: Sequence[int],
                         corpus_tokens=spec.corpus_tokens if tok == spec.tokenizer else None)
         corpus_tokens = tspec.corpus_tokens or train_tokens(spec.corpus, tok)
         for k in rungs:
-            lr = spec.lr_for(ladder_rung(k, **byte_kw).n_params(), budget)
+            lr = spec.lr_for(spec.byte_rung_params(k), budget)
             model = ladder_rung(k, **tspec.rung_kwargs())
             run = (f"rung {k} lies outside the lr rule's sizes" if lr is None else
                    planned_run(tspec, budget, model, size_index=k,

@@ -73,11 +73,10 @@ def byte_twin_params(spec: SweepSpec, k: int) -> int:
     """Parameters of rung ``k``'s byte-level shape (parameters), where the lr rule was measured.
 
     A BPE run takes the rule's rate at the byte-level shape of the same width and
-    depth, as :func:`scalingkit.studies.hparams.plan.tokenizer_plan` does.
+    depth (:meth:`~scalingkit.runs.spec.SweepSpec.byte_rung_params`), as
+    :func:`scalingkit.studies.hparams.plan.tokenizer_plan` does.
     """
-    from scalingkit.core.ladder import ladder_rung
-
-    return ladder_rung(k, **{**spec.rung_kwargs(), "vocab_size": 256}).n_params()
+    return spec.byte_rung_params(k)
 
 
 def fixed_recipe(spec: SweepSpec, rung: PorianRung | None = None) -> RungRecipe:

@@ -259,6 +259,28 @@ def test_envelope_tracks_true_optimum():
     assert abs(fit.a_ - TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])) < 0.06
 
 
+def test_envelope_local_rule_sees_between_the_rungs_of_a_coarse_ladder():
+    """Four sizes per decade: the winners form a staircase, the local vertices do not."""
+    curves = training_curves(TRUE, np.geomspace(1e6, 1e10, 17), 1e22, n_points=60, seed=0)
+    true_a = TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])
+    argmin = EnvelopeFit().fit(curves["params"], curves["tokens"], curves["loss"],
+                               run=curves["run"])
+    local = EnvelopeFit(rule="local").fit(curves["params"], curves["tokens"], curves["loss"],
+                                          run=curves["run"])
+    assert np.unique(argmin.n_env_).size < 17  # a staircase of whole sizes
+    assert np.unique(local.n_env_).size > 10 * np.unique(argmin.n_env_).size
+    assert abs(local.a_ - true_a) < abs(argmin.a_ - true_a)
+    assert abs(local.a_ - true_a) < 0.005
+    assert local.a_ + local.b_ == pytest.approx(1.0, abs=0.02)  # C = 6 N D along the envelope
+
+
+def test_envelope_rule_is_checked():
+    curves = training_curves(TRUE, np.geomspace(1e7, 3e9, 5), 1e21, n_points=20, seed=0)
+    with pytest.raises(ValueError, match="rule must be one of 'argmin', 'local', got 'min'"):
+        EnvelopeFit(rule="min").fit(curves["params"], curves["tokens"], curves["loss"],
+                                    run=curves["run"])
+
+
 @pytest.mark.parametrize("cls,column,names", [
     (KaplanNFit, "params", ("N_c", "alpha_N")), (KaplanDFit, "tokens", ("D_c", "alpha_D")),
 ])

@@ -17,6 +17,7 @@ from scalingkit.plots.entropy import (
 from scalingkit.plots.fits import (
     plot_allocations,
     plot_bootstrap_pair,
+    plot_envelope_optima,
     plot_interval_panels,
     plot_log_residuals,
     plot_profile_E,
@@ -55,7 +56,8 @@ from scalingkit.plots.training import (
 
 __all__ = [
     "flop_ratio_grid", "matplotlib_lognorm", "plot_allocations", "plot_bits_per_byte_vs_compute",
-    "plot_bootstrap_pair", "plot_compute_optimal", "plot_exponents", "plot_flop_ratio",
+    "plot_bootstrap_pair", "plot_compute_optimal", "plot_envelope_optima", "plot_exponents",
+    "plot_flop_ratio",
     "plot_head_share", "plot_inference_allocation", "plot_interval_panels",
     "plot_isoflop_profiles", "plot_known_entropy", "plot_log_residuals", "plot_loss_curves",
     "plot_lr_grid", "plot_lr_rule", "plot_lr_schedules", "plot_recipe_knob",

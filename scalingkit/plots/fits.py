@@ -179,6 +179,32 @@ def plot_training_envelope(curves, envelope=None, ax=None):
     return ax
 
 
+def plot_envelope_optima(envelopes, budgets=None, n_opt=None, ax=None):
+    """Approach 1's ``N_opt`` along the compute axis, one line per envelope rule.
+
+    Parameters
+    ----------
+    envelopes : mapping
+        Label -> fitted :class:`~scalingkit.fit.EnvelopeFit` (its ``flops_grid_``, FLOP,
+        and ``n_env_``, parameters).
+    budgets, n_opt : array-like, optional
+        IsoFLOP budgets (FLOP) and their parabola vertices (parameters), drawn as
+        points for comparison (Approach 2).
+    """
+    ax = _axes(ax)
+    for i, (label, env) in enumerate(envelopes.items()):
+        ax.plot(env.flops_grid_, env.n_env_, ".", ms=2, color=f"C{i}",
+                label=f"{label}: a = {env.a_:.3f}")
+    if budgets is not None and n_opt is not None:
+        ax.plot(budgets, n_opt, "ks", ms=6, mfc="none", label="IsoFLOP vertices")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("compute C (FLOP)")
+    ax.set_ylabel("compute-optimal size N_opt (parameters)")
+    ax.legend(fontsize=8, markerscale=4)
+    return ax
+
+
 def plot_profile_E(e_values, objective, true_E=None, fitted_E=None, ax=None):
     """The Approach 3 objective profiled over E, with the true and fitted E marked.
 

@@ -288,3 +288,34 @@ def test_bracketing_deepens_a_valley_shallower_than_the_noise(tmp_path):
 def test_laptop_spec_refuses_bad_fields(changes, match):
     with pytest.raises(ValueError, match=match):
         preset("laptop", **changes)
+
+
+def test_cli_tokens_per_param_centres_the_plan(tmp_path, capsys):
+    from scalingkit.cli import main
+
+    rule_file = "book/data/hparams/lr_rule.json"
+    args = ["sweep", "--preset", "laptop", "--lr-rule", rule_file, "--budgets", "2.38e12",
+            "--out", str(tmp_path / "x"), "--dry-run"]
+    sizes = {}
+    for ratio in (None, 5.0):
+        extra = [] if ratio is None else ["--tokens-per-param", str(ratio)]
+        assert main(args + extra) == 0
+        lines = capsys.readouterr().out.splitlines()
+        header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["budget"])
+        sizes[ratio] = [int(line.split()[2]) for line in lines[header + 1:]]
+    spec = preset("laptop", lr_rule=read_lr_rule(rule_file), budgets=(2.38e12,),
+                  centre_tokens_per_param=5.0)
+    assert sizes[5.0] == [r.params for r in plan_sweep(spec).runs]
+    assert sizes[5.0] != sizes[None]
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--preset", "laptop", "--tokens-per-param", "-3"], "--tokens-per-param must be a positive"),
+    (["--preset", "quick", "--tokens-per-param", "20"], "needs a monotone-ladder preset"),
+])
+def test_cli_tokens_per_param_refuses_bad_input(tmp_path, capsys, args, match):
+    from scalingkit.cli import main
+
+    assert main(["sweep", *args, "--out", str(tmp_path / "x"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1

@@ -49,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "edge of any budget whose optimum is not bracketed")
     parser.add_argument("--no-pilot", action="store_true",
                         help="with --bracket: keep the spec's centre (no pilot)")
+    parser.add_argument("--tokens-per-param", type=float, metavar="R",
+                        help="monotone-ladder presets: centre every budget on the size whose "
+                             "run gets R tokens per parameter, e.g. an earlier pilot's "
+                             "(with --bracket, no pilot is run)")
     parser.add_argument("--min-depth", type=float, default=0.0, metavar="NATS",
                         help="with --bracket: each wall of a budget's valley must rise this "
                              "far above its lowest loss (e.g. twice the seed noise floor), "
@@ -69,6 +73,11 @@ def run(args: argparse.Namespace) -> int:
         overrides["sizes_per_budget"] = args.sizes_per_budget
     if args.budget_flops:
         overrides["budget_flops"] = args.budget_flops
+    if args.tokens_per_param is not None:
+        if not (args.tokens_per_param > 0):
+            raise ValueError(f"--tokens-per-param must be a positive ratio, got "
+                             f"{args.tokens_per_param:g}")
+        overrides["centre_tokens_per_param"] = args.tokens_per_param
     if args.lr_rule:
         from scalingkit.studies.hparams.lr_rule import read_lr_rule
 
@@ -80,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--no-pilot and --min-depth only apply to --bracket")
     if not (args.min_depth >= 0):
         raise ValueError(f"--min-depth must be >= 0 nats, got {args.min_depth:g}")
+    if args.tokens_per_param is not None and spec.ladder != "monotone":
+        raise ValueError(f"--tokens-per-param needs a monotone-ladder preset (laptop), not "
+                         f"{args.preset or 'quick'!r}")
     if args.bracket and spec.ladder != "monotone":
         raise ValueError(f"--bracket needs a monotone-ladder preset (laptop), not "
                          f"{args.preset or 'quick'!r}")
@@ -113,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
     if args.bracket:
         from scalingkit.runs.bracket import run_bracketed
 
-        spec, table = run_bracketed(spec, args.out, pilot=not args.no_pilot,
+        pilot = not (args.no_pilot or args.tokens_per_param is not None)
+        spec, table = run_bracketed(spec, args.out, pilot=pilot,
                                     min_depth=args.min_depth, **options)
         print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
         store = RunStore(args.out)

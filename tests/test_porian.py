@@ -198,9 +198,10 @@ def test_step_frame_and_fit_cli(plans, tmp_path, capsys):
     assert rows["kaplan", "parametric"]["a"] > truth + 0.05
     data = json.loads(out.read_text())
     assert (data["summary_method"], data["summary_convention"]) == (
-        porian.SUMMARY_METHOD, "with_head")
+        porian.SUMMARY_METHOD, "own")
     head = data["summary"]["head"]
-    assert set(head) == {"a", "ci", "budgets", "bracketed", "reason"}
+    assert set(head) == {"a", "ci", "budgets", "bracketed", "convention", "reason"}
+    assert head["convention"] == "with_head"  # the head rung's budgets are exact FLOP
     assert head["budgets"] == 2 and 0 <= head["bracketed"] <= 2
     if head["a"] is not None:
         assert head["ci"][0] <= head["a"] <= head["ci"][1]
@@ -433,7 +434,8 @@ def test_rung_summary_brackets_and_noise_widening():
     wide = porian.rung_summary(frame, n_bootstrap=20, noise_sd=0.01)
     assert wide["ci"][0] <= row["ci"][0] and wide["ci"][1] >= row["ci"][1]
     both = porian.summary({"s": frame}, n_bootstrap=0)
-    assert both["summary_convention"] == "with_head" and both["summary"]["s"]["ci"] is None
+    assert both["summary_convention"] == "own" and both["summary"]["s"]["ci"] is None
+    assert both["summary"]["s"]["convention"] == "with_head"  # no budget count: exact
     with pytest.raises(ValueError, match="noise_sd"):
         porian.rung_summary(frame, noise_sd=-1.0)
 
@@ -482,3 +484,15 @@ def test_step_options_fail_in_one_line(tmp_path, capsys, argv, fragments):
 
     argv = [a.replace("OUT", str(tmp_path / "s")) for a in argv]
     one_line_error(capsys, ["porian", *argv], 2, *fragments)
+
+
+def test_rung_summary_reads_each_rung_in_its_own_count():
+    """A Kaplan-count rung is an IsoFLOP sweep only in 6 N_ne D: its summary uses that count."""
+    frame = porian.counting_experiment(LAW, np.geomspace(1e15, 1e18, 3), sizes_per_budget=5)
+    kaplan = frame.assign(budget_flops="kaplan")
+    assert porian.rung_summary(kaplan, n_bootstrap=0)["convention"] == "kaplan"
+    assert porian.rung_summary(frame.assign(budget_flops="exact"),
+                               n_bootstrap=0)["convention"] == "with_head"
+    mixed = frame.assign(budget_flops=["kaplan"] + ["exact"] * (len(frame) - 1))
+    with pytest.raises(ValueError, match="mix budget counts"):
+        porian.rung_summary(mixed, n_bootstrap=0)

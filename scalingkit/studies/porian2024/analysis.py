@@ -21,9 +21,13 @@ from scalingkit.fit import ScalingFitWarning, compute_optimal_allocation, percen
 from scalingkit.studies.porian2024.plan import CONVENTIONS
 
 #: The headline of ``porian fit --output``'s ``summary``: how the optimum is found and
-#: which way of counting N and C (:func:`rung_summary`).
+#: which way of counting N and C (:func:`rung_summary`). ``"own"``: each rung in the
+#: count its budgets were planned in, as Porian et al. measured each step: a rung whose
+#: budgets are ``6 N D`` with the non-embedding N (Kaplan-like) in ``"kaplan"``, every
+#: other rung in ``"with_head"`` (exact FLOP, N with the output head). Only in its own
+#: count is a budget an IsoFLOP profile: its runs share that count's FLOP.
 SUMMARY_METHOD = "parabola on bracketed budgets"
-SUMMARY_CONVENTION = "with_head"
+SUMMARY_CONVENTION = "own"
 
 
 def rung_frame(source: str | Path) -> pd.DataFrame:
@@ -39,8 +43,9 @@ def rung_frame(source: str | Path) -> pd.DataFrame:
     pandas.DataFrame
         ``budget`` (FLOP, the rung's own count), ``params_non_embedding``,
         ``params_with_head``, ``tokens``, ``flops_exact`` (FLOP),
-        ``flops_kaplan`` (``6 N D`` with the non-embedding N, FLOP) and
-        ``loss`` (validation, nats/token).
+        ``flops_kaplan`` (``6 N D`` with the non-embedding N, FLOP),
+        ``loss`` (validation, nats/token) and ``budget_flops`` (the count the
+        budgets were planned in: ``"kaplan"`` or ``"exact"``).
 
     Raises
     ------
@@ -49,7 +54,10 @@ def rung_frame(source: str | Path) -> pd.DataFrame:
     """
     from scalingkit.runs.frames import open_store, run_frame
 
-    frame = run_frame(open_store(source))
+    store = open_store(source)
+    frame = run_frame(store)
+    counts = {r.id: r.plan.get("budget_flops") or "exact" for r in store.records()}
+    frame["budget_flops"] = frame["id"].map(counts)
     loss = pd.to_numeric(frame.get("final_loss"), errors="coerce")
     frame = frame[(frame["status"] == "done") & np.isfinite(loss)]
     if frame.empty:
@@ -62,6 +70,7 @@ def rung_frame(source: str | Path) -> pd.DataFrame:
         "flops_exact": frame["flops_per_token"].astype(float) * tokens,
         "flops_kaplan": flops.flops_6nd(frame["params_non_embedding"].astype(float), tokens),
         "loss": frame["final_loss"].astype(float),
+        "budget_flops": frame["budget_flops"],
     })
     return out.sort_values(["budget", "params_with_head"], ignore_index=True)
 
@@ -383,13 +392,26 @@ def _approach_runs(frame: pd.DataFrame, convention: str) -> pd.DataFrame:
     return _columns(frame, convention).rename(columns={"flops_exact": "flops"})
 
 
+def own_convention(frame: pd.DataFrame) -> str:
+    """The convention a rung's budgets were planned in (:data:`SUMMARY_CONVENTION`).
+
+    ``"kaplan"`` when every run's budget is a ``6 N D`` count (non-embedding N), else
+    ``"with_head"``; a frame without the ``budget_flops`` column counts as exact.
+    """
+    counts = set(frame.get("budget_flops", pd.Series(["exact"])).astype(str))
+    if len(counts) > 1:
+        raise ValueError(f"a rung's runs mix budget counts {sorted(counts)}")
+    return "kaplan" if counts == {"kaplan"} else "with_head"
+
+
 def rung_summary(frame: pd.DataFrame, *, n_bootstrap: int = 200, random_state: int | None = 0,
                  noise_sd: float | None = None) -> dict[str, Any]:
     """One rung's headline exponent: :data:`SUMMARY_METHOD` under :data:`SUMMARY_CONVENTION`.
 
     Each budget's optimum is the vertex of a local parabola where the budget brackets
     its minimum; ``N_opt = k C^a`` is fitted through the bracketed budgets only
-    (:func:`scalingkit.runs.approaches.approach_2`).
+    (:func:`scalingkit.runs.approaches.approach_2`), N and C in the rung's own count
+    (:func:`own_convention`).
 
     Parameters
     ----------
@@ -408,13 +430,14 @@ def rung_summary(frame: pd.DataFrame, *, n_bootstrap: int = 200, random_state: i
     dict
         ``a`` (None where it cannot be fitted), ``ci`` (``[lo, hi]`` or None),
         ``budgets`` (budgets with runs), ``bracketed`` (of those, how many bracket
-        their minimum) and ``reason`` (why ``a`` is None, else None).
+        their minimum), ``convention`` (the count used) and ``reason`` (why ``a``
+        is None, else None).
     """
     from scalingkit.runs import approaches
 
     if noise_sd is not None and not (math.isfinite(noise_sd) and noise_sd > 0):
         raise ValueError(f"noise_sd must be a positive number of nats/token, got {noise_sd!r}")
-    runs = _approach_runs(frame, SUMMARY_CONVENTION)
+    runs = _approach_runs(frame, own_convention(frame))
     table = approaches.budget_table(runs)
     fit = approaches.approach_2(runs, table, n_bootstrap=n_bootstrap, seed=random_state)
     ci = fit["ci"]
@@ -425,7 +448,7 @@ def rung_summary(frame: pd.DataFrame, *, n_bootstrap: int = 200, random_state: i
             ci = noisy if ci is None else [min(ci[0], noisy[0]), max(ci[1], noisy[1])]
     return {"a": fit["a"], "ci": None if ci is None else [float(c) for c in ci],
             "budgets": int(len(table)), "bracketed": int(table["bracketed"].sum()),
-            "reason": fit["reason"]}
+            "convention": own_convention(frame), "reason": fit["reason"]}
 
 
 def summary(frames: Mapping[str, pd.DataFrame], **kwargs: Any) -> dict[str, Any]:

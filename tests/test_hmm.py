@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-import scalingkit.core.data.dataset as dataset
+import scalingkit.core.data.synthetic as synthetic
 from scalingkit.core.data import load_corpus
 from scalingkit.core.data.hmm import HMM_PRESETS, HMMSource
 
@@ -143,7 +143,7 @@ def test_entropy_rate_lies_between_the_exact_bounds(small):
 
 
 def test_hmm_corpus_loads_with_its_entropy_rate(tmp_path, monkeypatch):
-    monkeypatch.setattr(dataset, "HMM_ENTROPY_TOKENS", 64 * 64)
+    monkeypatch.setattr(synthetic, "HMM_ENTROPY_TOKENS", 64 * 64)
     corpus = load_corpus("hmm:small", cache=tmp_path, markov_bytes=40_000, val_fraction=0.3)
     meta = corpus.meta
     assert corpus.vocab_size == 256 and meta["hmm_preset"] == "small"
@@ -168,7 +168,7 @@ def test_unknown_hmm_preset_is_refused(tmp_path):
 
 
 def test_hmm_corpus_size_comes_from_its_spec():
-    from scalingkit.core.data.dataset import _hmm_bytes, _parse_hmm
+    from scalingkit.core.data.synthetic import _hmm_bytes, _parse_hmm
 
     assert _hmm_bytes("hmm:small", 123) == 123
     assert _hmm_bytes("hmm:small:3", 123) == 3 << 20

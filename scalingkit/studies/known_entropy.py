@@ -5,6 +5,9 @@ with the byte tokenizer):
 
 * ``"markov:<k>"`` (:mod:`scalingkit.core.data.markov`), sampled from an order-``k``
   byte Markov chain, whose ``H`` is exact; a small model already reaches it;
+* ``"ngram:<preset>"`` (:meth:`~scalingkit.core.data.markov.MarkovSource.random`), a
+  random order-``k`` chain whose longer contexts refine the shorter ones, with ``H``
+  exact; capturing its many rare contexts takes capacity and data;
 * ``"hmm:<preset>"`` (:mod:`scalingkit.core.data.hmm`), sampled from a hidden Markov
   model with thousands of states, whose ``H`` is estimated with a standard error;
   tracking the hidden state from a long context takes capacity, so model size matters.
@@ -36,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from scalingkit.core.data.hmm import HMM_PRESETS, HMMSource
-from scalingkit.core.data.markov import MarkovSource
+from scalingkit.core.data.markov import NGRAM_PRESETS, MarkovSource
 from scalingkit.fit.stats import relative_error
 
 __all__ = [
@@ -87,7 +90,9 @@ def source_of(corpus_spec: str) -> MarkovSource | HMMSource:
     ----------
     corpus_spec : str
         ``"markov:<k>[:<source corpus>]"`` (the chain refitted by
-        :func:`markov_source`) or ``"hmm:<preset>"`` (``HMMSource(**HMM_PRESETS[preset])``).
+        :func:`markov_source`), ``"ngram:<preset>"``
+        (``MarkovSource.random(**NGRAM_PRESETS[preset])``) or ``"hmm:<preset>"``
+        (``HMMSource(**HMM_PRESETS[preset])``).
 
     Returns
     -------
@@ -99,17 +104,20 @@ def source_of(corpus_spec: str) -> MarkovSource | HMMSource:
         Naming the spec, if it is malformed, names an unknown HMM preset, or is not a
         synthetic corpus.
     """
-    from scalingkit.core.data.dataset import _parse_hmm, _parse_markov
+    from scalingkit.core.data.synthetic import _parse_hmm, _parse_markov, _parse_ngram
 
     if not isinstance(corpus_spec, str):
         raise ValueError(f"source spec must be a string, got {corpus_spec!r}")
     if corpus_spec.startswith("markov:"):
         order, source = _parse_markov(corpus_spec)
         return markov_source(order, source)
+    if corpus_spec.startswith("ngram:"):
+        return MarkovSource.random(**NGRAM_PRESETS[_parse_ngram(corpus_spec)])
     if corpus_spec.startswith("hmm:"):
         return HMMSource(**HMM_PRESETS[_parse_hmm(corpus_spec)])
-    raise ValueError(f"unknown source spec {corpus_spec!r}; use 'markov:<k>' or "
-                     f"'hmm:<preset>' with a preset of {', '.join(HMM_PRESETS)}")
+    raise ValueError(f"unknown source spec {corpus_spec!r}; use 'markov:<k>', "
+                     f"'ngram:<preset>' ({', '.join(NGRAM_PRESETS)}) or "
+                     f"'hmm:<preset>' ({', '.join(HMM_PRESETS)})")
 
 
 def true_entropy(corpus_meta: dict) -> tuple[float, float]:
@@ -128,7 +136,7 @@ def true_entropy(corpus_meta: dict) -> tuple[float, float]:
     """
     if "entropy_rate_nats_per_byte" not in corpus_meta:
         raise ValueError(f"corpus {corpus_meta.get('corpus')!r} has no known entropy rate; "
-                         "use a 'markov:<k>' or 'hmm:<preset>' corpus")
+                         "use a 'markov:<k>', 'ngram:<preset>' or 'hmm:<preset>' corpus")
     return (float(corpus_meta["entropy_rate_nats_per_byte"]),
             float(corpus_meta.get("entropy_rate_stderr_nats_per_byte", 0.0)))
 
@@ -139,11 +147,14 @@ def source_params(corpus_meta: dict) -> dict[str, Any]:
     Returns
     -------
     dict
-        An HMM's constructor arguments (``n_states``, ``n_symbols``, ...), or a Markov
+        An HMM's constructor arguments (``n_states``, ``n_symbols``, ...), a random
+        chain's (``order``, ``n_symbols``, ``concentrations``, ...), or a fitted Markov
         chain's ``order``, smoothing ``alpha`` and the ``source`` corpus it was fitted to.
     """
     if "hmm_params" in corpus_meta:
         return dict(corpus_meta["hmm_params"])
+    if "ngram_params" in corpus_meta:
+        return dict(corpus_meta["ngram_params"])
     if "markov_order" in corpus_meta:
         return {"order": corpus_meta["markov_order"], "alpha": corpus_meta["markov_alpha"],
                 "source": corpus_meta["markov_source"]}

@@ -28,12 +28,22 @@ import numpy as np
 
 from scalingkit.core.data.corpora import (
     DEFAULT_MAX_DOC_BYTES,
-    CorpusSource,
     cache_dir,
     resolve_corpus,
 )
-from scalingkit.core.data.hmm import HMM_PRESETS, HMMSource
-from scalingkit.core.data.markov import MarkovSource
+from scalingkit.core.data.hmm import HMM_PRESETS
+from scalingkit.core.data.markov import NGRAM_PRESETS
+from scalingkit.core.data.splits import is_validation, split_documents
+from scalingkit.core.data.synthetic import (
+    _generated,
+    _hmm_bytes,
+    _hmm_documents,
+    _markov_documents,
+    _ngram_documents,
+    _parse_hmm,
+    _parse_markov,
+    _parse_ngram,
+)
 from scalingkit.core.data.tokenizer import BPETokenizer, ByteTokenizer, load_tokenizer, token_dtype
 
 __all__ = [
@@ -48,47 +58,8 @@ __all__ = [
 _FORMAT = 2  # bump when the cache layout changes
 #: Bytes of the synthetic Markov corpus unless the caller asks otherwise.
 DEFAULT_MARKOV_BYTES = 1 << 22
-#: Scored tokens behind the entropy-rate estimate stored with an ``hmm:`` corpus; about
-#: 1e-3 nats/token standard error (:meth:`HMMSource.entropy_rate`).
-HMM_ENTROPY_TOKENS = 1 << 20
 #: Most bytes of training text a BPE tokenizer learns its merges from (bytes).
 BPE_SAMPLE_BYTES = 1 << 24
-
-
-def _hash_fraction(name: str) -> float:
-    """First 8 bytes of SHA-256 of ``name`` as a fraction of 2^64, in [0, 1)."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") / 2.0**64
-
-
-def is_validation(name: str, val_fraction: float) -> bool:
-    """Whether document ``name`` falls in the validation split by its hash alone.
-
-    A hash of the name, read as a fraction in [0, 1), is compared with
-    ``val_fraction``: deterministic, machine-independent and uncorrelated with document
-    order. :func:`split_documents` adds one guard on top (both splits non-empty).
-    """
-    return _hash_fraction(name) < val_fraction
-
-
-def split_documents(names: list[str], val_fraction: float) -> set[str]:
-    """The validation documents among ``names``.
-
-    Those whose hash fraction is below ``val_fraction``; if that leaves validation
-    empty, the document with the lowest hash moves there, and if it leaves training
-    empty, the one with the highest hash moves back (given at least two documents).
-    """
-    if len(set(names)) < 2:
-        raise ValueError(
-            f"a corpus needs at least 2 documents to split into train and validation, "
-            f"got {len(set(names))}; use a smaller max_doc_bytes or add files"
-        )
-    ranked = sorted(set(names), key=_hash_fraction)
-    val = {n for n in ranked if is_validation(n, val_fraction)}
-    if not val:
-        val = {ranked[0]}
-    if len(val) == len(ranked):
-        val.discard(ranked[-1])
-    return val
 
 
 @dataclass
@@ -128,117 +99,6 @@ class TokenCorpus:
     def bits_per_byte(self, loss_nats_per_token: float) -> float:
         """Convert a validation loss in nats/token to bits/byte."""
         return loss_nats_per_token / (math.log(2) * self.val_bytes_per_token)
-
-
-def _parse_markov(spec: str) -> tuple[int, str]:
-    parts = spec.split(":", 2)
-    try:
-        order = int(parts[1])
-    except (IndexError, ValueError):
-        raise ValueError(f"bad Markov corpus spec {spec!r}; use 'markov:<k>' or "
-                         "'markov:<k>:<source corpus>'") from None
-    if order < 0:
-        raise ValueError(f"Markov order must be >= 0 in {spec!r}")
-    return order, parts[2] if len(parts) > 2 else "shakespeare"
-
-
-def _markov_documents(
-    source: CorpusSource, max_doc_bytes: int, n_bytes: int, seed: int, spec: str
-) -> tuple[list[tuple[str, bytes]], dict]:
-    """Fit the chain to the source's training documents and sample the corpus."""
-    order, source_spec = _parse_markov(spec)
-    # Fit on the source's training documents only (its default 10% split).
-    text = b"".join(d for n, d in source.documents(max_doc_bytes) if not is_validation(n, 0.1))
-    src = MarkovSource(order=order).fit(text)
-    n_chains = max(2, min(256, n_bytes // 16384))
-    docs = src.sample(n_bytes, n_chains=n_chains, seed=seed)
-    meta = {
-        "markov_order": order,
-        "markov_alpha": src.alpha,
-        "markov_source": source_spec,
-        "markov_bytes": n_bytes,
-        "markov_seed": seed,
-        "entropy_rate_nats_per_byte": src.entropy_rate(),
-        "entropy_rate_bits_per_byte": src.entropy_rate_bits(),
-    }
-    return [(f"chain{i:04d}", d) for i, d in enumerate(docs)], meta
-
-
-def _parse_hmm(spec: str) -> str:
-    """The preset of ``"hmm:<preset>[:<megabytes>]"``; ``ValueError`` for a bad spec."""
-    preset = spec.split(":")[1] if spec.count(":") >= 1 else ""
-    if preset not in HMM_PRESETS:
-        raise ValueError(f"unknown HMM preset in {spec!r}; use 'hmm:<preset>[:<megabytes>]' "
-                         f"with one of {', '.join(HMM_PRESETS)}")
-    _hmm_bytes(spec, 1)
-    return preset
-
-
-def _hmm_bytes(spec: str, default: int) -> int:
-    """Bytes of an ``"hmm:<preset>:<megabytes>"`` corpus (MiB), else ``default``."""
-    parts = spec.split(":")
-    if len(parts) < 3:
-        return default
-    if len(parts) > 3 or not parts[2].isdigit() or int(parts[2]) < 1:
-        raise ValueError(f"bad HMM corpus spec {spec!r}; the size is a whole number of "
-                         "megabytes, as in 'hmm:medium:256'")
-    return int(parts[2]) << 20
-
-
-def _hmm_documents(
-    spec: str, n_bytes: int, seed: int, val_fraction: float
-) -> tuple[list[tuple[str, bytes]], dict]:
-    """Sample the corpus from a preset HMM and estimate its entropy rate.
-
-    The documents are independent stationary chains. The ones that
-    :func:`split_documents` will put in validation are drawn from their own seed,
-    independent of the training chains', and the entropy rate from a third.
-    """
-    preset = _parse_hmm(spec)
-    src = HMMSource(**HMM_PRESETS[preset])
-    seeds = [int(np.random.SeedSequence([seed, i]).generate_state(1)[0]) for i in range(3)]
-    n_chains = max(2, min(256, n_bytes // 16384))
-    names = [f"chain{i:04d}" for i in range(n_chains)]
-    val = split_documents(names, val_fraction)
-    per_chain = -(-n_bytes // n_chains)
-    docs = []
-    for in_val, split_seed in ((False, seeds[0]), (True, seeds[1])):
-        mine = [n for n in names if (n in val) == in_val]
-        rows = src.sample(per_chain, n_chains=len(mine), seed=split_seed)
-        docs += [(n, row.tobytes()) for n, row in zip(mine, rows, strict=True)]
-    n_est = 64
-    h, se = src.entropy_rate(max(1, HMM_ENTROPY_TOKENS // n_est), n_chains=n_est,
-                             seed=seeds[2])
-    lower, upper = src.entropy_bounds()
-    meta = {
-        "hmm_preset": preset,
-        "hmm_params": src.params,
-        "hmm_bytes": n_bytes,
-        "hmm_seed": seed,
-        "entropy_rate_nats_per_byte": h,
-        "entropy_rate_stderr_nats_per_byte": se,
-        "entropy_rate_bits_per_byte": h / math.log(2),
-        "entropy_rate_stderr_bits_per_byte": se / math.log(2),
-        "entropy_rate_tokens": n_est * max(1, HMM_ENTROPY_TOKENS // n_est),
-        "entropy_bounds_nats_per_byte": [lower, upper],
-    }
-    return sorted(docs), meta
-
-
-def _generated(make) -> tuple:
-    """``documents()`` and ``extra_meta()`` of a synthetic corpus that ``make()``
-    samples once, on the first call, only if the corpus is not cached yet."""
-    generated: dict = {}
-
-    def documents():
-        if not generated:
-            generated["docs"], generated["meta"] = make()
-        return iter(generated["docs"])
-
-    def extra_meta() -> dict:
-        return generated.get("meta", {})
-
-    return documents, extra_meta
 
 
 def _bpe_vocab(spec: str) -> int | None:
@@ -288,6 +148,8 @@ def load_corpus(
     ----------
     corpus : str, default="shakespeare"
         ``"shakespeare"``, ``"gutenberg_en"``, ``"stdlib"``, ``"markov:<k>[:<source>]"``,
+        ``"ngram:<preset>[:<megabytes>]"`` (a random chain of
+        :data:`~scalingkit.core.data.markov.NGRAM_PRESETS`, sampled to that many MiB),
         ``"hmm:<preset>[:<megabytes>]"`` (a preset of
         :data:`~scalingkit.core.data.hmm.HMM_PRESETS`, sampled to that many MiB, by
         default ``markov_bytes``) or a path (see :mod:`scalingkit.core.data.corpora`).
@@ -330,7 +192,7 @@ def load_corpus(
     if not isinstance(corpus, str):
         raise ValueError(f"corpus must be a string (spec or path), got {corpus!r}")
     _bpe_vocab(tokenizer)
-    synthetic = corpus.startswith(("markov:", "hmm:"))
+    synthetic = corpus.startswith(("markov:", "hmm:", "ngram:"))
     if synthetic and (not isinstance(markov_bytes, int) or markov_bytes < 1):
         raise ValueError(f"markov_bytes must be a positive integer, got {markov_bytes!r}")
     if corpus.startswith("markov:"):
@@ -346,6 +208,13 @@ def load_corpus(
         fingerprint = f"hmm1-{json.dumps(params, sort_keys=True)}-{n_bytes}-{markov_seed}"
         split_rule = val_fraction
         documents, extra_meta = _generated(lambda: _hmm_documents(
+            corpus, n_bytes, markov_seed, val_fraction))
+    elif corpus.startswith("ngram:"):
+        params = NGRAM_PRESETS[_parse_ngram(corpus)]
+        n_bytes = _hmm_bytes(corpus, markov_bytes)
+        fingerprint = f"ngram1-{json.dumps(params, sort_keys=True)}-{n_bytes}-{markov_seed}"
+        split_rule = val_fraction
+        documents, extra_meta = _generated(lambda: _ngram_documents(
             corpus, n_bytes, markov_seed, val_fraction))
     else:
         source = resolve_corpus(corpus, cache=cache)

@@ -12,12 +12,6 @@ from scalingkit.studies import known_entropy as ke
 SMALL = dict(order=2, n_symbols=12, concentrations=(12.0, 2.0), symbol_zipf=0.5, seed=3)
 
 
-def _conditional_entropies(src: MarkovSource) -> list[float]:
-    """H(X_j | j symbols before it) for j = 0..order (nats), from the stationary blocks."""
-    blocks = [ke._block_entropy(src, j) for j in range(src.order + 1)]
-    return [b - a for a, b in zip(blocks, blocks[1:], strict=False)] + [src.entropy_rate()]
-
-
 def test_random_chain_is_deterministic_and_every_transition_possible():
     a, b = MarkovSource.random(**SMALL), MarkovSource.random(**SMALL)
     np.testing.assert_array_equal(a.probs_, b.probs_)
@@ -38,8 +32,13 @@ def test_random_chain_entropy_rate_matches_simulation():
 
 def test_every_symbol_of_context_tells_something():
     """The hierarchy: each extra symbol of context lowers the conditional entropy."""
-    h = _conditional_entropies(MarkovSource.random(**SMALL))
+    src = MarkovSource.random(**SMALL)
+    h = ke.order_entropies(src)
+    assert len(h) == src.order + 1 and h[-1] == src.entropy_rate()
     assert all(x > y + 0.01 for x, y in zip(h, h[1:], strict=False)), h
+    assert h[0] < np.log(src.probs_.shape[1])  # Zipf symbols: below the uniform entropy
+    one = MarkovSource(order=1).fit(b"abcab" * 50)
+    assert ke.order_entropies(one)[-1] == pytest.approx(one.entropy_rate())
 
 
 @pytest.mark.parametrize("change,match", [
@@ -85,3 +84,10 @@ def test_ngram_corpus_refuses_bad_specs(tmp_path, spec, match):
     if "nope" in spec:
         with pytest.raises(ValueError, match="'ngram:<preset>'"):
             ke.source_of("bogus:1")
+
+
+def test_order_entropies_needs_a_chain():
+    from scalingkit.core.data.hmm import HMMSource
+
+    with pytest.raises(ValueError, match="needs a Markov chain"):
+        ke.order_entropies(HMMSource(n_states=8, n_symbols=4, out_degree=2, emit_degree=2))

@@ -50,6 +50,7 @@ __all__ = [
     "check_source",
     "document_bytes",
     "context_floor",
+    "order_entropies",
     "source_loss_on_windows",
     "fit_known_entropy",
     "profile_E",
@@ -200,6 +201,19 @@ def _block_entropy(src: MarkovSource, length: int) -> float:
     marginal = pi.sum(axis=tuple(range(length, k))) if length < k else pi
     p = marginal[marginal > 0]
     return float(-(p * np.log(p)).sum())
+
+
+def order_entropies(src: MarkovSource) -> list[float]:
+    """``H(X | j symbols of context)`` for ``j = 0 .. order`` (nats/token), exact.
+
+    The loss of the best model that sees only the last ``j`` symbols: the unigram
+    entropy at ``j = 0``, the entropy rate ``H`` at ``j = order``. A model whose loss
+    sits between two of them has learned some, not all, of the next order's contexts.
+    """
+    if not isinstance(src, MarkovSource):
+        raise ValueError("order_entropies needs a Markov chain (markov: or ngram: source)")
+    blocks = [_block_entropy(src, j) for j in range(src.order + 1)]
+    return [b - a for a, b in zip(blocks, blocks[1:], strict=False)] + [src.entropy_rate()]
 
 
 def context_floor(src: MarkovSource | HMMSource, n_ctx: int, *, n_windows: int = 4096,

@@ -20,6 +20,7 @@ from scalingkit.runs.bracket import (
     run_bracketed,
 )
 from scalingkit.runs.spec import spec_dict, spec_from_dict
+from scalingkit.runs.store import config_hash
 from scalingkit.runs.sweep import GUTENBERG_BYTES, plan_sweep, preset
 from scalingkit.studies.hparams.lr_rule import fit_lr_rule, lr_optima, read_lr_rule
 from scalingkit.studies.hparams.plan import lr_grid_plan, recipe_plan, seed_plan, tokenizer_plan
@@ -236,6 +237,10 @@ def test_study_plans():
                           3e12, [2, 3], tokenizers=("byte",))
     assert [r.config["lr"] for r in same.runs] == pytest.approx(
         [same.spec.lr_for(r.params, 3e12) for r in same.runs])
+    seeded = tokenizer_plan(same.spec, 3e12, [2, 3], tokenizers=("byte",), seeds=(0, 1, 2))
+    assert len(seeded.runs) == 6 and sorted({r.config["seed"] for r in seeded.runs}) == [0, 1, 2]
+    assert {config_hash(r.config) for r in same.runs} <= {config_hash(r.config)
+                                                          for r in seeded.runs}  # seed 0: same
     warm = recipe_plan("warmup", replace(spec), 1e12, [3], [0.0, 0.2])
     assert sorted(r.config["warmup_tokens"] / r.tokens for r in warm.runs) == pytest.approx(
         [0.0, 0.2], abs=1e-3)
@@ -319,3 +324,12 @@ def test_cli_tokens_per_param_refuses_bad_input(tmp_path, capsys, args, match):
     assert main(["sweep", *args, "--out", str(tmp_path / "x"), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert match in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_seeds_apply_to_seed_and_tokenizer_parts_only(tmp_path, capsys):
+    from scalingkit.cli import main
+
+    args = ["hparams", "run", "batch", "--lr-rule", "book/data/hparams/lr_rule.json",
+            "--budget", "1e12", "--rungs", "3", "--seeds", "1", "--out", str(tmp_path / "x")]
+    assert main(args) == 2
+    assert "--seeds does not apply to part 'batch'" in capsys.readouterr().err

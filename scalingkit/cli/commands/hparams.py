@@ -31,8 +31,9 @@ def _part_arguments(p: argparse.ArgumentParser) -> None:
                    help="all but lr-grid: the compute budget")
     p.add_argument("--rungs", type=int, nargs="+", metavar="K",
                    help="all but lr-grid: ladder rungs (1 is the smallest)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2], metavar="S",
-                   help="seeds: seeds besides the sweep's own seed 0 (default: 1 2)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="S",
+                   help="seeds: seeds besides the sweep's own seed 0 (default: 1 2); "
+                        "tokenizer: the seeds of every run (default: 0)")
     p.add_argument("--tokenizers", nargs="+", default=["byte", "bpe:4096"], metavar="T",
                    help="tokenizer: the tokenizers compared (default: byte bpe:4096)")
     p.add_argument("--values", type=float, nargs="+", metavar="V",
@@ -85,6 +86,8 @@ def _plan(args: argparse.Namespace):
         tokenizer_plan,
     )
 
+    if args.seeds is not None and args.part not in ("seeds", "tokenizer"):
+        raise ValueError(f"--seeds does not apply to part {args.part!r}")
     if args.part == "lr-grid":
         return lr_grid_plan()
     missing = [flag for flag, value in (("--lr-rule", args.lr_rule), ("--budget", args.budget),
@@ -95,9 +98,10 @@ def _plan(args: argparse.Namespace):
         raise ValueError("--values does not apply to part 'seeds' (use --seeds)")
     spec = base_spec(lr_rule=read_lr_rule(args.lr_rule))
     if args.part == "seeds":
-        return seed_plan(spec, args.budget, args.rungs, seeds=args.seeds)
+        return seed_plan(spec, args.budget, args.rungs, seeds=args.seeds or [1, 2])
     if args.part == "tokenizer":
-        return tokenizer_plan(spec, args.budget, args.rungs, args.tokenizers)
+        return tokenizer_plan(spec, args.budget, args.rungs, args.tokenizers,
+                              seeds=args.seeds or [spec.seed])
     return recipe_plan(args.part, spec, args.budget, args.rungs, args.values)
 
 

@@ -156,7 +156,8 @@ def recipe_plan(part: str, spec: SweepSpec, budget: float, rungs: Sequence[int],
 
 
 def tokenizer_plan(spec: SweepSpec, budget: float, rungs: Sequence[int],
-                   tokenizers: Sequence[str] = ("byte", "bpe:4096")) -> SweepPlan:
+                   tokenizers: Sequence[str] = ("byte", "bpe:4096"),
+                   seeds: Sequence[int] = (0,)) -> SweepPlan:
     """The same ladder shapes at one budget under several tokenizers.
 
     Each shape keeps its width and depth; only the vocabulary (and so the embedding,
@@ -173,6 +174,9 @@ def tokenizer_plan(spec: SweepSpec, budget: float, rungs: Sequence[int],
     rungs : sequence of int
         Ladder rungs.
     tokenizers : sequence of str, default=("byte", "bpe:4096")
+    seeds : sequence of int, default=(0,)
+        Seeds of each run (several: a seed study under that tokenizer, for the
+        run-to-run noise floor in its own units).
     """
     from scalingkit.runs.sweep import DroppedRun, train_tokens
 
@@ -185,14 +189,16 @@ def tokenizer_plan(spec: SweepSpec, budget: float, rungs: Sequence[int],
         for k in rungs:
             lr = spec.lr_for(spec.byte_rung_params(k), budget)
             model = ladder_rung(k, **tspec.rung_kwargs())
-            run = (f"rung {k} lies outside the lr rule's sizes" if lr is None else
-                   planned_run(tspec, budget, model, size_index=k,
-                               n_target=float(model.n_params()),
-                               corpus_tokens=corpus_tokens, lr=lr))
-            if isinstance(run, str):
-                dropped.append(DroppedRun(budget, k, float(model.n_params()), run))
-            else:
-                runs.append(run)
+            for seed in seeds:
+                extra = {} if seed == spec.seed else {"seed": int(seed)}
+                run = (f"rung {k} lies outside the lr rule's sizes" if lr is None else
+                       planned_run(tspec, budget, model, size_index=k,
+                                   n_target=float(model.n_params()),
+                                   corpus_tokens=corpus_tokens, lr=lr, **extra))
+                if isinstance(run, str):
+                    dropped.append(DroppedRun(budget, k, float(model.n_params()), run))
+                else:
+                    runs.append(run)
     return SweepPlan(spec=replace(spec, budgets=(budget,)), runs=tuple(runs),
                      dropped=tuple(dropped))
 

@@ -101,6 +101,12 @@ class TokenCorpus:
         return loss_nats_per_token / (math.log(2) * self.val_bytes_per_token)
 
 
+#: The preset synthetic corpora: prefix -> (presets, spec parser, document builder,
+#: fingerprint version).
+_PRESET_CORPORA = {"hmm": (HMM_PRESETS, _parse_hmm, _hmm_documents, "hmm1"),
+                   "ngram": (NGRAM_PRESETS, _parse_ngram, _ngram_documents, "ngram1")}
+
+
 def _bpe_vocab(spec: str) -> int | None:
     """Vocabulary size of a ``"bpe:<V>"`` spec, ``None`` for ``"byte"``; else ``ValueError``."""
     if not isinstance(spec, str):
@@ -202,19 +208,14 @@ def load_corpus(
         split_rule: float | str = val_fraction
         documents, extra_meta = _generated(lambda: _markov_documents(
             source, max_doc_bytes, markov_bytes, markov_seed, corpus))
-    elif corpus.startswith("hmm:"):
-        params = HMM_PRESETS[_parse_hmm(corpus)]
+    elif corpus.startswith(("hmm:", "ngram:")):
+        kind = corpus.split(":")[0]
+        presets, parse, make, version = _PRESET_CORPORA[kind]
+        params = presets[parse(corpus)]
         n_bytes = _hmm_bytes(corpus, markov_bytes)
-        fingerprint = f"hmm1-{json.dumps(params, sort_keys=True)}-{n_bytes}-{markov_seed}"
+        fingerprint = f"{version}-{json.dumps(params, sort_keys=True)}-{n_bytes}-{markov_seed}"
         split_rule = val_fraction
-        documents, extra_meta = _generated(lambda: _hmm_documents(
-            corpus, n_bytes, markov_seed, val_fraction))
-    elif corpus.startswith("ngram:"):
-        params = NGRAM_PRESETS[_parse_ngram(corpus)]
-        n_bytes = _hmm_bytes(corpus, markov_bytes)
-        fingerprint = f"ngram1-{json.dumps(params, sort_keys=True)}-{n_bytes}-{markov_seed}"
-        split_rule = val_fraction
-        documents, extra_meta = _generated(lambda: _ngram_documents(
+        documents, extra_meta = _generated(lambda: make(
             corpus, n_bytes, markov_seed, val_fraction))
     else:
         source = resolve_corpus(corpus, cache=cache)

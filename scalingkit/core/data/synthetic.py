@@ -62,14 +62,44 @@ def _markov_documents(
     return [(f"chain{i:04d}", d) for i, d in enumerate(docs)], meta
 
 
-def _parse_hmm(spec: str) -> str:
-    """The preset of ``"hmm:<preset>[:<megabytes>]"``; ``ValueError`` for a bad spec."""
+def _derived_seeds(seed: int, count: int) -> list[int]:
+    """``count`` independent seeds derived from a corpus's ``seed``."""
+    return [int(np.random.SeedSequence([seed, i]).generate_state(1)[0]) for i in range(count)]
+
+
+def _chain_documents(sample, n_bytes: int, seeds: list[int],
+                     val_fraction: float) -> list[tuple[str, bytes]]:
+    """About ``n_bytes`` of independent stationary chains, as named documents.
+
+    ``sample(length, n, seed)`` draws ``n`` chains of ``length`` bytes. The chains that
+    :func:`split_documents` puts in validation are drawn from ``seeds[1]``, the
+    training ones from ``seeds[0]``, so the two splits are independent samples.
+    """
+    n_chains = max(2, min(256, n_bytes // 16384))
+    names = [f"chain{i:04d}" for i in range(n_chains)]
+    val = split_documents(names, val_fraction)
+    per_chain = -(-n_bytes // n_chains)
+    docs = []
+    for in_val, split_seed in ((False, seeds[0]), (True, seeds[1])):
+        mine = [n for n in names if (n in val) == in_val]
+        docs += list(zip(mine, sample(per_chain, len(mine), split_seed), strict=True))
+    return docs
+
+
+def _parse_preset(spec: str, presets: dict, kind: str) -> str:
+    """The preset of ``"<prefix>:<preset>[:<megabytes>]"``; ``ValueError`` for a bad spec."""
+    prefix = spec.split(":")[0]
     preset = spec.split(":")[1] if spec.count(":") >= 1 else ""
-    if preset not in HMM_PRESETS:
-        raise ValueError(f"unknown HMM preset in {spec!r}; use 'hmm:<preset>[:<megabytes>]' "
-                         f"with one of {', '.join(HMM_PRESETS)}")
+    if preset not in presets:
+        raise ValueError(f"unknown {kind} preset in {spec!r}; use "
+                         f"'{prefix}:<preset>[:<megabytes>]' with one of {', '.join(presets)}")
     _hmm_bytes(spec, 1)
     return preset
+
+
+def _parse_hmm(spec: str) -> str:
+    """The preset of ``"hmm:<preset>[:<megabytes>]"``; ``ValueError`` for a bad spec."""
+    return _parse_preset(spec, HMM_PRESETS, "HMM")
 
 
 def _hmm_bytes(spec: str, default: int) -> int:
@@ -86,12 +116,7 @@ def _hmm_bytes(spec: str, default: int) -> int:
 
 def _parse_ngram(spec: str) -> str:
     """The preset of ``"ngram:<preset>[:<megabytes>]"``; ``ValueError`` for a bad spec."""
-    preset = spec.split(":")[1] if spec.count(":") >= 1 else ""
-    if preset not in NGRAM_PRESETS:
-        raise ValueError(f"unknown n-gram preset in {spec!r}; use "
-                         f"'ngram:<preset>[:<megabytes>]' with one of {', '.join(NGRAM_PRESETS)}")
-    _hmm_bytes(spec, 1)
-    return preset
+    return _parse_preset(spec, NGRAM_PRESETS, "n-gram")
 
 
 def _ngram_documents(
@@ -105,16 +130,8 @@ def _ngram_documents(
     preset = _parse_ngram(spec)
     params = NGRAM_PRESETS[preset]
     src = MarkovSource.random(**params)
-    seeds = [int(np.random.SeedSequence([seed, i]).generate_state(1)[0]) for i in range(2)]
-    n_chains = max(2, min(256, n_bytes // 16384))
-    names = [f"chain{i:04d}" for i in range(n_chains)]
-    val = split_documents(names, val_fraction)
-    per_chain = -(-n_bytes // n_chains)
-    docs = []
-    for in_val, split_seed in ((False, seeds[0]), (True, seeds[1])):
-        mine = [n for n in names if (n in val) == in_val]
-        rows = src.sample(per_chain * len(mine), n_chains=len(mine), seed=split_seed)
-        docs += list(zip(mine, rows, strict=True))
+    docs = _chain_documents(lambda length, n, s: src.sample(length * n, n_chains=n, seed=s),
+                            n_bytes, _derived_seeds(seed, 2), val_fraction)
     meta = {
         "ngram_preset": preset,
         "ngram_params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()},
@@ -137,16 +154,10 @@ def _hmm_documents(
     """
     preset = _parse_hmm(spec)
     src = HMMSource(**HMM_PRESETS[preset])
-    seeds = [int(np.random.SeedSequence([seed, i]).generate_state(1)[0]) for i in range(3)]
-    n_chains = max(2, min(256, n_bytes // 16384))
-    names = [f"chain{i:04d}" for i in range(n_chains)]
-    val = split_documents(names, val_fraction)
-    per_chain = -(-n_bytes // n_chains)
-    docs = []
-    for in_val, split_seed in ((False, seeds[0]), (True, seeds[1])):
-        mine = [n for n in names if (n in val) == in_val]
-        rows = src.sample(per_chain, n_chains=len(mine), seed=split_seed)
-        docs += [(n, row.tobytes()) for n, row in zip(mine, rows, strict=True)]
+    seeds = _derived_seeds(seed, 3)
+    docs = _chain_documents(
+        lambda length, n, s: [row.tobytes() for row in src.sample(length, n_chains=n, seed=s)],
+        n_bytes, seeds[:2], val_fraction)
     n_est = 64
     h, se = src.entropy_rate(max(1, HMM_ENTROPY_TOKENS // n_est), n_chains=n_est,
                              seed=seeds[2])

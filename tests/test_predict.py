@@ -274,12 +274,12 @@ def test_check_in_regime_refuses(n, d, corpus, kwargs, match):
     assert "\n" not in str(info.value)
 
 
-def _bound_store(root, **fields):
+def _bound_store(root, budgets=(1e11, 3e11, 1e12, 3e12), **fields):
     """A run store made for a spec (``store.json`` records it) whose runs finished at LAW."""
     from scalingkit.runs.store import RunStore
     from scalingkit.runs.sweep import SweepSpec, plan_sweep, spec_dict
 
-    spec = SweepSpec(budgets=(1e11, 3e11, 1e12, 3e12), sizes_per_budget=6, span=16.0,
+    spec = SweepSpec(budgets=budgets, sizes_per_budget=6, span=16.0,
                      n_ctx=64, corpus_tokens=4_848_042, min_steps=10, min_params=5e3, **fields)
     store = RunStore(root)
     store.ensure_writable()
@@ -311,3 +311,29 @@ def test_cli_make_uses_the_spec_ladder_sampler_and_lr_rule(tmp_path):
     assert config.model == spec.model_for(n)  # a rung of the monotone ladder
     assert config.sampler == "epoch"
     assert config.lr == pytest.approx(spec.lr_for(n))
+
+
+def test_min_budget_leaves_the_smaller_budgets_out():
+    sweep = synthetic_sweep(budgets=(3e10, 1e11, 3e11, 1e12, 3e12))
+    pred = predict.make_prediction(sweep, RECIPE, min_budget=1e11)
+    assert pred["min_budget"] == 1e11 and pred["max_fitted_budget"] == 3e12
+    assert pred["n_fitted_runs"] == int((sweep["budget"] >= 1e11).sum()) < len(sweep)
+    truth = law_loss(pred["params"], pred["tokens"])
+    assert pred["predicted_loss"] == pytest.approx(truth, rel=5e-3)
+    assert predict.make_prediction(sweep, RECIPE)["min_budget"] is None
+    for bad, match in ((3e12, "leaves fewer than 2 budgets"), (-1.0, "positive number")):
+        with pytest.raises(ValueError, match=match):
+            predict.make_prediction(sweep, RECIPE, min_budget=bad)
+
+
+def test_cli_make_min_budget_fits_and_checks_only_those_runs(tmp_path, capsys):
+    rule = {"coef": 3e-3, "exponent": 0.2, "n_ref": 1e5, "n_min": 5e3, "n_max": 1e8}
+    _bound_store(tmp_path / "sweep", budgets=(3e10, 1e11, 3e11, 1e12, 3e12),
+                 ladder="monotone", sampler="epoch", lr_rule=rule)
+    out = tmp_path / "prediction.json"
+    args = ["predict", "make", "--sweep", str(tmp_path / "sweep"), "--out", str(out)]
+    assert main(args + ["--min-budget", "1e11"]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["min_budget"] == 1e11 and rec["n_fitted_runs"] < 5 * 6
+    assert main(args[:-1] + [str(tmp_path / "again.json"), "--min-budget", "3e12"]) == 2
+    assert "leaves fewer than 2 budgets" in capsys.readouterr().err

@@ -96,7 +96,8 @@ def ladder_optimum(law: Any, budget: float, *, n_ctx: int, vocab_size: int,
 def make_prediction(frame: pd.DataFrame, recipe: Mapping[str, Any], *, budget: float | None = None,
                     factor: float = MIN_EXTRAPOLATION, n_bootstrap: int = 0,
                     random_state: int | None = 0,
-                    spec: SweepSpec | None = None) -> dict[str, Any]:
+                    spec: SweepSpec | None = None,
+                    min_budget: float | None = None) -> dict[str, Any]:
     """Fit a sweep and predict the loss of the compute-optimal model at a bigger budget.
 
     Parameters
@@ -123,6 +124,9 @@ def make_prediction(frame: pd.DataFrame, recipe: Mapping[str, Any], *, budget: f
         lr rule at the predicted ``N`` (``spec.lr_for``); without it the shapes
         come from :func:`~scalingkit.core.models.shape_for_params` and the
         recipe's sampler and lr are kept.
+    min_budget : float, optional
+        Fit only the runs planned at this budget (FLOP) or above (as ``fit-sweep
+        --min-budget``); recorded as ``min_budget``.
 
     Returns
     -------
@@ -130,7 +134,7 @@ def make_prediction(frame: pd.DataFrame, recipe: Mapping[str, Any], *, budget: f
         ``budget``, ``max_fitted_budget``, ``predicted_loss`` (Approach 3),
         ``predicted_loss_envelope`` (``L(C)`` fit), ``params``, ``tokens``,
         ``config`` (the full training config), ``fit`` and ``envelope_fit``
-        (coefficients), ``n_fitted_runs``.
+        (coefficients), ``n_fitted_runs`` and ``min_budget``.
 
     Raises
     ------
@@ -144,6 +148,7 @@ def make_prediction(frame: pd.DataFrame, recipe: Mapping[str, Any], *, budget: f
     for col in ("params", "tokens", "loss", "budget"):
         if col not in frame.columns:
             raise ValueError(f"the sweep's runs lack column {col!r}")
+    frame = fitted_runs(frame, min_budget)
     max_budget = float(frame["budget"].max())
     if budget is None:
         if not (math.isfinite(factor) and factor >= MIN_EXTRAPOLATION):
@@ -177,7 +182,7 @@ def make_prediction(frame: pd.DataFrame, recipe: Mapping[str, Any], *, budget: f
         "predicted_loss_envelope": float(env_fit.predict([budget])[0]),
         "params": model.n_params(), "tokens": config["tokens"], "config": config,
         "fit": law.to_dict(), "envelope_fit": env_fit.to_dict(),
-        "n_fitted_runs": int(len(frame)),
+        "n_fitted_runs": int(len(frame)), "min_budget": min_budget,
     }
     if law.bootstrap_ is not None:
         n_arr = np.full(1, float(model.n_params()))
@@ -186,6 +191,24 @@ def make_prediction(frame: pd.DataFrame, recipe: Mapping[str, Any], *, budget: f
                    for s in _rows(law.bootstrap_)]
         out["predicted_loss_ci"] = percentile_ci(np.asarray(samples), 0.95)
     return out
+
+
+def fitted_runs(frame: pd.DataFrame, min_budget: float | None) -> pd.DataFrame:
+    """The runs a prediction is fitted to: those planned at ``min_budget`` (FLOP) or above.
+
+    ``ValueError`` for a ``min_budget`` that is not a positive number or that leaves
+    fewer than two budgets.
+    """
+    if min_budget is None:
+        return frame
+    if not (isinstance(min_budget, int | float) and math.isfinite(min_budget)
+            and min_budget > 0):
+        raise ValueError(f"min_budget must be a positive number of FLOP, got {min_budget!r}")
+    kept = frame[frame["budget"] >= min_budget * (1 - 1e-9)]
+    if kept["budget"].nunique() < 2:
+        raise ValueError(f"min_budget {min_budget:g} FLOP leaves fewer than 2 budgets of the "
+                         "sweep")
+    return kept.reset_index(drop=True)
 
 
 def check_in_regime(points: pd.DataFrame, n: float, d: float, *, corpus_tokens: float,

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="target budget over the largest fitted budget (>= 4)")
     m.add_argument("--bootstrap", type=int, default=0, metavar="B",
                    help="bootstrap resamples for an interval on the predicted loss")
+    m.add_argument("--min-budget", type=float, metavar="FLOP",
+                   help="fit only the runs planned at this budget or above (as fit-sweep "
+                        "--min-budget); the regime checks use the same runs")
     o = sub.add_parser("outcome", help="train the predicted model and record its loss")
     o.add_argument("--prediction", required=True, metavar="FILE")
     o.add_argument("--run-dir", metavar="DIR", help="checkpoint folder (resumable)")
@@ -115,13 +118,15 @@ def run(args: argparse.Namespace) -> int:
         if Path(args.out).exists():
             raise ValueError(f"{args.out} already holds a prediction; a prediction is made once")
         check_output(args.out, reads=[args.sweep], option="--out", make_parents=True)
-        frame = load_points(args.sweep)
+        frame = predict.fitted_runs(load_points(args.sweep), args.min_budget)
         store = RunStore(args.sweep)
-        records = [r for r in store.records() if r.status == "done"]
+        records = [r for r in store.records() if r.status == "done"
+                   and r.plan.get("budget", 0) >= (args.min_budget or 0) * (1 - 1e-9)]
         recipe = max(records, key=lambda r: r.plan.get("budget", 0)).config
         made_for = store.made_for() or {}
         pred = predict.make_prediction(frame, recipe, factor=args.factor,
-                                       n_bootstrap=args.bootstrap, spec=_spec(made_for))
+                                       n_bootstrap=args.bootstrap, spec=_spec(made_for),
+                                       min_budget=args.min_budget)
         predict.check_in_regime(frame, pred["params"], pred["tokens"],
                                 corpus_tokens=_corpus_tokens(made_for, records),
                                 lr_rule=made_for.get("lr_rule"), lr=pred["config"]["lr"],

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import one_line_error
 
-import scalingkit.core.data.dataset as dataset
+import scalingkit.core.data.synthetic as synthetic
 import scalingkit.runs.executors as executors
 from scalingkit.cli import main
 from scalingkit.core.data import MarkovSource, load_corpus
@@ -31,7 +31,7 @@ def tiny_env(tmp_path_factory):
     """``hmm:tiny`` registered and cached in a fresh folder, with a cheap entropy rate."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(HMM_PRESETS, "tiny", TINY_PRESET)
-        mp.setattr(dataset, "HMM_ENTROPY_TOKENS", 64 * 64)
+        mp.setattr(synthetic, "HMM_ENTROPY_TOKENS", 64 * 64)
         mp.setenv("SCALINGKIT_CACHE", str(tmp_path_factory.mktemp("cache")))
         load_corpus("hmm:tiny")  # sampled once (about a second), shared by the tests
         yield

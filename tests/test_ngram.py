@@ -33,12 +33,12 @@ def test_random_chain_entropy_rate_matches_simulation():
 def test_every_symbol_of_context_tells_something():
     """The hierarchy: each extra symbol of context lowers the conditional entropy."""
     src = MarkovSource.random(**SMALL)
-    h = ke.order_entropies(src)
+    h = src.order_entropies()
     assert len(h) == src.order + 1 and h[-1] == src.entropy_rate()
     assert all(x > y + 0.01 for x, y in zip(h, h[1:], strict=False)), h
     assert h[0] < np.log(src.probs_.shape[1])  # Zipf symbols: below the uniform entropy
     one = MarkovSource(order=1).fit(b"abcab" * 50)
-    assert ke.order_entropies(one)[-1] == pytest.approx(one.entropy_rate())
+    assert one.order_entropies()[-1] == pytest.approx(one.entropy_rate())
 
 
 @pytest.mark.parametrize("change,match", [
@@ -86,8 +86,13 @@ def test_ngram_corpus_refuses_bad_specs(tmp_path, spec, match):
             ke.source_of("bogus:1")
 
 
-def test_order_entropies_needs_a_chain():
-    from scalingkit.core.data.hmm import HMMSource
-
-    with pytest.raises(ValueError, match="needs a Markov chain"):
-        ke.order_entropies(HMMSource(n_states=8, n_symbols=4, out_degree=2, emit_degree=2))
+def test_context_gain_adds_up_to_the_last_order():
+    src = MarkovSource.random(**SMALL)
+    gain = src.context_gain()
+    h = src.order_entropies()
+    assert len(gain) == 12**2 and gain["probability"].is_monotonic_decreasing
+    assert gain["gain"].sum() == pytest.approx(h[-2] - h[-1], rel=1e-9)
+    assert gain["remaining"].iloc[-1] == pytest.approx(0.0, abs=1e-12)
+    assert gain["cumulative_probability"].iloc[-1] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="order 1 or more"):
+        MarkovSource(order=0).fit(b"abcab" * 10).context_gain()

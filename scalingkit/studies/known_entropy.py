@@ -50,7 +50,6 @@ __all__ = [
     "check_source",
     "document_bytes",
     "context_floor",
-    "order_entropies",
     "source_loss_on_windows",
     "fit_known_entropy",
     "profile_E",
@@ -192,30 +191,6 @@ def document_bytes(corpus_meta: dict) -> int | None:
     return n_bytes // n_docs
 
 
-def _block_entropy(src: MarkovSource, length: int) -> float:
-    """Entropy of ``length <= order`` consecutive stationary symbols (nats)."""
-    k, a = src.order, len(src.alphabet_)
-    if length == 0:
-        return 0.0
-    pi = src.stationary_.reshape((a,) * k)  # axes: oldest symbol first
-    marginal = pi.sum(axis=tuple(range(length, k))) if length < k else pi
-    p = marginal[marginal > 0]
-    return float(-(p * np.log(p)).sum())
-
-
-def order_entropies(src: MarkovSource) -> list[float]:
-    """``H(X | j symbols of context)`` for ``j = 0 .. order`` (nats/token), exact.
-
-    The loss of the best model that sees only the last ``j`` symbols: the unigram
-    entropy at ``j = 0``, the entropy rate ``H`` at ``j = order``. A model whose loss
-    sits between two of them has learned some, not all, of the next order's contexts.
-    """
-    if not isinstance(src, MarkovSource):
-        raise ValueError("order_entropies needs a Markov chain (markov: or ngram: source)")
-    blocks = [_block_entropy(src, j) for j in range(src.order + 1)]
-    return [b - a for a, b in zip(blocks, blocks[1:], strict=False)] + [src.entropy_rate()]
-
-
 def context_floor(src: MarkovSource | HMMSource, n_ctx: int, *, n_windows: int = 4096,
                   seed: int = 0) -> float:
     """Lowest mean loss any model with an ``n_ctx``-token window can reach (nats/token).
@@ -262,7 +237,7 @@ def context_floor(src: MarkovSource | HMMSource, n_ctx: int, *, n_windows: int =
     k = src.order
     if k <= 1:
         return h
-    head = _block_entropy(src, k) - _block_entropy(src, 1)
+    head = src.block_entropy(k) - src.block_entropy(1)
     return (head + (n_ctx - k + 1) * h) / n_ctx
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 __all__ = ["MarkovSource", "NGRAM_PRESETS"]
 
@@ -200,6 +201,62 @@ class MarkovSource:
         p = self.probs_
         h_ctx = -(p * np.log(p)).sum(1)  # (n_contexts,)
         return float(self.stationary_ @ h_ctx)
+
+    def block_entropy(self, length: int) -> float:
+        """Entropy of ``length <= order`` consecutive stationary symbols (nats)."""
+        self._check_fitted()
+        k, a = self.order, len(self.alphabet_)
+        if not 0 <= length <= k:
+            raise ValueError(f"length must be 0..{k} (the chain's order), got {length!r}")
+        if length == 0:
+            return 0.0
+        pi = self.stationary_.reshape((a,) * k)  # axes: oldest symbol first
+        marginal = pi.sum(axis=tuple(range(length, k))) if length < k else pi
+        p = marginal[marginal > 0]
+        return float(-(p * np.log(p)).sum())
+
+    def order_entropies(self) -> list[float]:
+        """``H(X | j symbols of context)`` for ``j = 0 .. order`` (nats/token), exact.
+
+        The loss of the best model that sees only the last ``j`` symbols: the unigram
+        entropy at ``j = 0``, the entropy rate at ``j = order``. A model whose loss
+        sits between two of them has learned some, not all, of the next order's
+        contexts.
+        """
+        blocks = [self.block_entropy(j) for j in range(self.order + 1)]
+        return [b - a for a, b in zip(blocks, blocks[1:], strict=False)] + [self.entropy_rate()]
+
+    def context_gain(self) -> pd.DataFrame:
+        """Where the last symbol of context pays: the contexts, most frequent first.
+
+        The information the full context adds over its last ``order - 1`` symbols,
+        ``H(X | order - 1) - H``, is a sum over contexts ``c`` of
+        ``pi(c) KL(P(. | c) || P(. | shorter suffix of c))``. A model that knew the
+        ``m`` most frequent contexts exactly, and backed off to the shorter suffix
+        elsewhere, would be ``remaining`` above the entropy rate.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per context, by falling stationary probability: ``rank`` (1 = the
+            most frequent), ``probability``, ``cumulative_probability``, ``gain`` and
+            ``remaining`` (nats/token).
+        """
+        self._check_fitted()
+        if self.order < 1:
+            raise ValueError("context_gain needs a chain of order 1 or more")
+        k, a = self.order, len(self.alphabet_)
+        joint = (self.stationary_[:, None] * self.probs_).reshape((a,) * (k + 1))
+        shorter = joint.sum(axis=0)
+        backoff = shorter / shorter.sum(axis=-1, keepdims=True)
+        back = np.broadcast_to(backoff, (a,) * (k + 1)).reshape(a**k, a)
+        kl = (self.probs_ * np.log(self.probs_ / back)).sum(axis=1)
+        order = np.argsort(-self.stationary_, kind="stable")
+        gain = (self.stationary_ * kl)[order]
+        prob = self.stationary_[order]
+        return pd.DataFrame({"rank": np.arange(1, order.size + 1), "probability": prob,
+                             "cumulative_probability": np.cumsum(prob), "gain": gain,
+                             "remaining": gain.sum() - np.cumsum(gain)})
 
     def entropy_rate_bits(self) -> float:
         """Exact entropy rate (bits/byte)."""

@@ -132,17 +132,17 @@ def test_committed_fits_rederive():
 
 
 def test_committed_prediction_was_made_from_the_sweep_and_rederives():
-    from scalingkit.runs.frames import load_points
+    from scalingkit.runs.frames import load_points, runs_from_budget
     from scalingkit.runs.store import RunStore
     from scalingkit.runs.sweep import spec_from_dict
-    from scalingkit.studies.forecasting import check_in_regime, fitted_runs, make_prediction
+    from scalingkit.studies.forecasting import check_in_regime, make_prediction
     from scalingkit.tolerances import FIT_PREDICTION_RTOL
 
     rec = json.loads((DATA / "prediction.json").read_text())
     assert rec["budget"] >= 4 * rec["max_fitted_budget"] and rec["predicted_at"]
     store = RunStore(DATA / "sweep_reference")
     spec = spec_from_dict(store.made_for())
-    points = fitted_runs(load_points(DATA / "sweep_reference"), rec.get("min_budget"))
+    points = runs_from_budget(load_points(DATA / "sweep_reference"), rec.get("min_budget"))
     recipe = max((r for r in store.records() if r.plan["budget"] <= rec["max_fitted_budget"]),
                  key=lambda r: r.plan["budget"]).config
     again = make_prediction(points, recipe, spec=spec)

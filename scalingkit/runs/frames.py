@@ -26,7 +26,7 @@ from scalingkit.runs.record import RunRecord
 from scalingkit.runs.store import RunStore
 
 __all__ = ["RESULT_COLUMNS", "RUN_COLUMNS", "load_curves", "load_points", "open_store",
-           "results_frame", "run_frame"]
+           "results_frame", "run_frame", "runs_from_budget"]
 
 #: Columns of :func:`results_frame`, the sweep's summary.
 RESULT_COLUMNS = ["id", "status", "budget", "params", "tokens", "tokens_per_param",
@@ -198,3 +198,21 @@ def load_curves(source: str | Path) -> pd.DataFrame:
     if not rows:
         raise ValueError(f"run store {path} has no finished runs with a loss curve")
     return pd.DataFrame(rows)
+
+
+def runs_from_budget(frame: pd.DataFrame, min_budget: float | None,
+                     source: object = "the sweep") -> pd.DataFrame:
+    """The runs of ``frame`` planned at ``min_budget`` (FLOP) or above; all of them for None.
+
+    ``ValueError`` for a ``min_budget`` that is not a positive number, or one that
+    leaves fewer than two budgets of ``source`` (named in the message).
+    """
+    if min_budget is None:
+        return frame
+    if not (isinstance(min_budget, int | float) and np.isfinite(min_budget) and min_budget > 0):
+        raise ValueError(f"min_budget must be a positive number of FLOP, got {min_budget!r}")
+    kept = frame[frame["budget"] >= min_budget * (1 - 1e-9)].reset_index(drop=True)
+    if kept["budget"].nunique() < 2:
+        raise ValueError(f"min_budget {min_budget:g} FLOP leaves fewer than 2 budgets "
+                         f"of {source}")
+    return kept

@@ -34,6 +34,7 @@ import pandas as pd
 from scalingkit.core import flops
 from scalingkit.core.models import GPTConfig, shape_for_params
 from scalingkit.fit.stats import percentile_ci, relative_error
+from scalingkit.runs.frames import runs_from_budget
 
 if TYPE_CHECKING:
     from scalingkit.runs.sweep import SweepSpec
@@ -148,7 +149,7 @@ def make_prediction(frame: pd.DataFrame, recipe: Mapping[str, Any], *, budget: f
     for col in ("params", "tokens", "loss", "budget"):
         if col not in frame.columns:
             raise ValueError(f"the sweep's runs lack column {col!r}")
-    frame = fitted_runs(frame, min_budget)
+    frame = runs_from_budget(frame, min_budget)
     max_budget = float(frame["budget"].max())
     if budget is None:
         if not (math.isfinite(factor) and factor >= MIN_EXTRAPOLATION):
@@ -191,24 +192,6 @@ def make_prediction(frame: pd.DataFrame, recipe: Mapping[str, Any], *, budget: f
                    for s in _rows(law.bootstrap_)]
         out["predicted_loss_ci"] = percentile_ci(np.asarray(samples), 0.95)
     return out
-
-
-def fitted_runs(frame: pd.DataFrame, min_budget: float | None) -> pd.DataFrame:
-    """The runs a prediction is fitted to: those planned at ``min_budget`` (FLOP) or above.
-
-    ``ValueError`` for a ``min_budget`` that is not a positive number or that leaves
-    fewer than two budgets.
-    """
-    if min_budget is None:
-        return frame
-    if not (isinstance(min_budget, int | float) and math.isfinite(min_budget)
-            and min_budget > 0):
-        raise ValueError(f"min_budget must be a positive number of FLOP, got {min_budget!r}")
-    kept = frame[frame["budget"] >= min_budget * (1 - 1e-9)]
-    if kept["budget"].nunique() < 2:
-        raise ValueError(f"min_budget {min_budget:g} FLOP leaves fewer than 2 budgets of the "
-                         "sweep")
-    return kept.reset_index(drop=True)
 
 
 def check_in_regime(points: pd.DataFrame, n: float, d: float, *, corpus_tokens: float,

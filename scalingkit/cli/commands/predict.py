@@ -112,16 +112,15 @@ def run(args: argparse.Namespace) -> int:
     from scalingkit.studies import forecasting as predict
 
     if args.action == "make":
-        from scalingkit.runs.frames import load_points
+        from scalingkit.runs.frames import load_points, runs_from_budget
         from scalingkit.runs.store import RunStore
 
         if Path(args.out).exists():
             raise ValueError(f"{args.out} already holds a prediction; a prediction is made once")
         check_output(args.out, reads=[args.sweep], option="--out", make_parents=True)
-        frame = predict.fitted_runs(load_points(args.sweep), args.min_budget)
+        frame = runs_from_budget(load_points(args.sweep), args.min_budget)
         store = RunStore(args.sweep)
-        records = [r for r in store.records() if r.status == "done"
-                   and r.plan.get("budget", 0) >= (args.min_budget or 0) * (1 - 1e-9)]
+        records = [r for r in store.records() if r.status == "done"]
         recipe = max(records, key=lambda r: r.plan.get("budget", 0)).config
         made_for = store.made_for() or {}
         pred = predict.make_prediction(frame, recipe, factor=args.factor,

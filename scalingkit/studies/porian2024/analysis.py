@@ -437,7 +437,8 @@ def rung_summary(frame: pd.DataFrame, *, n_bootstrap: int = 200, random_state: i
 
     if noise_sd is not None and not (math.isfinite(noise_sd) and noise_sd > 0):
         raise ValueError(f"noise_sd must be a positive number of nats/token, got {noise_sd!r}")
-    runs = _approach_runs(frame, own_convention(frame))
+    convention = own_convention(frame)
+    runs = _approach_runs(frame, convention)
     table = approaches.budget_table(runs)
     fit = approaches.approach_2(runs, table, n_bootstrap=n_bootstrap, seed=random_state)
     ci = fit["ci"]
@@ -448,7 +449,7 @@ def rung_summary(frame: pd.DataFrame, *, n_bootstrap: int = 200, random_state: i
             ci = noisy if ci is None else [min(ci[0], noisy[0]), max(ci[1], noisy[1])]
     return {"a": fit["a"], "ci": None if ci is None else [float(c) for c in ci],
             "budgets": int(len(table)), "bracketed": int(table["bracketed"].sum()),
-            "convention": own_convention(frame), "reason": fit["reason"]}
+            "convention": convention, "reason": fit["reason"]}
 
 
 def summary(frames: Mapping[str, pd.DataFrame], **kwargs: Any) -> dict[str, Any]:

@@ -496,3 +496,44 @@ def test_rung_summary_reads_each_rung_in_its_own_count():
     mixed = frame.assign(budget_flops=["kaplan"] + ["exact"] * (len(frame) - 1))
     with pytest.raises(ValueError, match="mix budget counts"):
         porian.rung_summary(mixed, n_bootstrap=0)
+
+
+def test_a_rung_keeps_its_stored_recipe_when_budgets_are_added(tmp_path):
+    """The untuned lr and the shared horizon are the first invocation's, not the new budgets'."""
+    out = str(tmp_path / "kaplan")
+    first = replace(LAPTOP, budgets=(1e12, 2e12), sizes_per_budget=3)
+    sizes = sorted({r.params for r in porian.plan_rung("kaplan", first).runs})
+    porian.run_rung("kaplan", first, out, log=lambda line: None,
+                    trainer=_valley(sizes[1], 0.5), progress=False)
+    rung = porian.get_rung("kaplan", "laptop")
+    kept = porian.stored_recipe(out, rung)
+    assert kept == porian.fixed_recipe(first)
+    more = replace(first, budgets=(5e11, 1e12, 2e12))
+    assert porian.fixed_recipe(more) != kept  # the budgets' own middle differs
+    porian.run_rung("kaplan", more, out, log=lambda line: None,
+                    trainer=_valley(sizes[1], 0.5), progress=False)
+    configs = [r.config for r in RunStore(out).records()]
+    assert {c["lr"] for c in configs} == {kept.lr}
+    assert {c["horizon_tokens"] for c in configs} == {kept.horizon_tokens}
+    assert {r.plan["budget"] for r in RunStore(out).records()} >= {5e11, 1e12, 2e12}
+    assert porian.stored_recipe(str(tmp_path / "none"), rung) is None
+
+
+def test_fit_cli_max_budget_leaves_out_the_larger_budgets(plans, tmp_path, capsys):
+    plan = plans["head"]
+    _synthetic_store(tmp_path / "head", plan, LAW)
+    out = tmp_path / "fit.json"
+    largest = max(r.budget for r in plan.runs)
+    assert main(["porian", "fit", f"head={tmp_path / 'head'}", "--bootstrap", "0",
+                 "--max-budget", f"head={largest}", "--output", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["max_budget"] == {"head": largest}
+    capsys.readouterr()
+    from conftest import one_line_error
+
+    one_line_error(capsys, ["porian", "fit", f"head={tmp_path / 'head'}",
+                            "--max-budget", f"head={largest / 2}"], 2, "fewer than 2 budgets")
+    one_line_error(capsys, ["porian", "fit", f"head={tmp_path / 'head'}",
+                            "--max-budget", "kaplan=1e12"], 2, "--max-budget", "fitted steps")
+    one_line_error(capsys, ["porian", "fit", f"head={tmp_path / 'head'}",
+                            "--max-budget", "head=big"], 2, "not a number")

@@ -201,18 +201,29 @@ def load_curves(source: str | Path) -> pd.DataFrame:
 
 
 def runs_from_budget(frame: pd.DataFrame, min_budget: float | None,
-                     source: object = "the sweep") -> pd.DataFrame:
+                     source: object = "the sweep", *,
+                     max_budget: float | None = None) -> pd.DataFrame:
     """The runs of ``frame`` planned at ``min_budget`` (FLOP) or above; all of them for None.
 
-    ``ValueError`` for a ``min_budget`` that is not a positive number, or one that
-    leaves fewer than two budgets of ``source`` (named in the message).
+    ``max_budget`` likewise keeps the runs planned at that budget or below.
+    ``ValueError`` for a bound that is not a positive number, or bounds that leave
+    fewer than two budgets of ``source`` (named in the message).
     """
-    if min_budget is None:
+    if min_budget is None and max_budget is None:
         return frame
-    if not (isinstance(min_budget, int | float) and np.isfinite(min_budget) and min_budget > 0):
-        raise ValueError(f"min_budget must be a positive number of FLOP, got {min_budget!r}")
-    kept = frame[frame["budget"] >= min_budget * (1 - 1e-9)].reset_index(drop=True)
+    keep = np.ones(len(frame), dtype=bool)
+    for name, bound in (("min_budget", min_budget), ("max_budget", max_budget)):
+        if bound is None:
+            continue
+        if not (isinstance(bound, int | float) and np.isfinite(bound) and bound > 0):
+            raise ValueError(f"{name} must be a positive number of FLOP, got {bound!r}")
+        budgets = frame["budget"].to_numpy(dtype=float)
+        keep &= (budgets >= bound * (1 - 1e-9) if name == "min_budget"
+                 else budgets <= bound * (1 + 1e-9))
+    kept = frame[keep].reset_index(drop=True)
     if kept["budget"].nunique() < 2:
-        raise ValueError(f"min_budget {min_budget:g} FLOP leaves fewer than 2 budgets "
-                         f"of {source}")
+        shown = ", ".join(f"{n} {b:g} FLOP" for n, b in (("min_budget", min_budget),
+                                                          ("max_budget", max_budget))
+                          if b is not None)
+        raise ValueError(f"{shown} leaves fewer than 2 budgets of {source}")
     return kept

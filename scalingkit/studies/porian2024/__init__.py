@@ -4,7 +4,8 @@
 ``plan``       the ladders (:data:`RUNGS`, :data:`LAPTOP_RUNGS`, :class:`PorianRung`),
                :func:`plan_rung` (the first ladder), :func:`tuned_hyperparameters`
 ``laptop``     the laptop ladder: :func:`laptop_spec`, :func:`fixed_recipe`,
-               :func:`plan_laptop_rung`, :func:`run_rung` (bracketed)
+               :func:`stored_recipe`, :func:`plan_laptop_rung`, :func:`run_rung`
+               (bracketed)
 ``analysis``   :func:`rung_frame`, :func:`optimum_table`, :func:`fit_exponent`,
                :func:`exponent_table`, :func:`summary`, :func:`counting_experiment`,
                :func:`head_share`, :func:`head_flop_share`
@@ -35,6 +36,7 @@ from scalingkit.studies.porian2024.laptop import (
     plan_laptop_rung,
     plan_metadata,
     run_rung,
+    stored_recipe,
 )
 from scalingkit.studies.porian2024.plan import (
     BUDGETS,
@@ -68,5 +70,5 @@ __all__ = [
     "get_rung", "head_flop_share", "head_share", "ladder_order", "ladder_rungs", "laptop_spec",
     "measure_throughput", "optimum_table", "pilot_tokens_per_param", "plan_laptop_rung",
     "plan_metadata", "plan_rung", "rung_command", "rung_frame", "rung_spec", "rung_summary",
-    "run_rung", "summary", "tuned_hyperparameters",
+    "run_rung", "stored_recipe", "summary", "tuned_hyperparameters",
 ]

@@ -118,6 +118,45 @@ def fixed_recipe(spec: SweepSpec, rung: PorianRung | None = None) -> RungRecipe:
     return RungRecipe(horizon_tokens=int(horizon), lr=lr)
 
 
+def stored_recipe(out: str, rung: PorianRung) -> RungRecipe | None:
+    """The fixed recipe a rung's store already trained with, or None for a new store.
+
+    A rung's untuned learning rate and shared cosine horizon are set once, by the
+    first invocation on its store (:func:`fixed_recipe`), and kept when a later
+    invocation adds budgets: the one setting of the rung does not move with the
+    budgets asked for, and the runs already trained are reused.
+
+    Parameters
+    ----------
+    out : str
+        The rung's run store folder.
+    rung : PorianRung
+
+    Raises
+    ------
+    ValueError
+        If the store's runs of ``rung`` disagree on the learning rate (untuned rung)
+        or the horizon (``cosine_fixed`` rung).
+    """
+    from pathlib import Path
+
+    from scalingkit.runs.store import RunStore
+
+    if not Path(out).is_dir():
+        return None
+    configs = [r.config for r in RunStore(out).records()
+               if (r.plan or {}).get("step") == rung.name]
+    if not configs:
+        return None
+    lrs = {float(c["lr"]) for c in configs} if not rung.tuned else {0.0}
+    horizons = ({int(c["horizon_tokens"]) for c in configs}
+                if rung.schedule == "cosine_fixed" else {1})
+    if len(lrs) > 1 or len(horizons) > 1:
+        raise ValueError(f"{out}: the runs of step {rung.name!r} disagree on their fixed "
+                         f"recipe (learning rates {sorted(lrs)}, horizons {sorted(horizons)})")
+    return RungRecipe(horizon_tokens=horizons.pop(), lr=lrs.pop())
+
+
 def _laptop_run(rung: PorianRung, spec: SweepSpec, budget: float, k: int,
                 recipe: RungRecipe, corpus_tokens: int) -> PlannedRun | str:
     """Rung ``k`` of the monotone ladder at one budget, under a laptop rung's recipe."""
@@ -236,7 +275,9 @@ def run_rung(
     (:func:`pilot_tokens_per_param`). Bracketing is judged per planned budget, in the
     rung's own FLOP count: the Kaplan-like rung's budgets are ``6 N_ne D``, so its
     profiles (and their minima) are those of the count Kaplan et al. used. The fixed
-    recipe (:func:`fixed_recipe`) is set once from ``spec`` before the pilot.
+    recipe (:func:`fixed_recipe`) is set once from ``spec`` before the pilot, by the
+    first invocation on ``out``; a later one (more budgets) keeps the store's
+    (:func:`stored_recipe`).
 
     Parameters
     ----------
@@ -268,7 +309,9 @@ def run_rung(
     if rung.ladder != "laptop":
         raise ValueError(f"run_rung trains laptop rungs; {rung.name!r} is of the old ladder "
                          "(use plan_rung and run_sweep)")
-    recipe = fixed_recipe(spec, rung)
+    recipe = stored_recipe(out, rung) or fixed_recipe(spec, rung)
+    log(f"{rung.name}: lr {recipe.lr:.4g} for untuned sizes, cosine horizon "
+        f"{recipe.horizon_tokens:,} tokens")
     return run_bracketed(
         spec, out, pilot=pilot, max_rounds=max_rounds,
         max_extra=MAX_EXTRA if max_extra is None else max_extra,

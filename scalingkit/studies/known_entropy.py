@@ -8,6 +8,9 @@ with the byte tokenizer):
 * ``"ngram:<preset>"`` (:meth:`~scalingkit.core.data.markov.MarkovSource.random`), a
   random order-``k`` chain whose longer contexts refine the shorter ones, with ``H``
   exact; capturing its many rare contexts takes capacity and data;
+* ``"words:<preset>"`` (:mod:`scalingkit.core.data.words`), random words from a Zipf
+  law, with ``H`` exact; a model must memorise words, the frequent ones first, so both
+  capacity and data pay over several decades;
 * ``"hmm:<preset>"`` (:mod:`scalingkit.core.data.hmm`), sampled from a hidden Markov
   model with thousands of states, whose ``H`` is estimated with a standard error;
   tracking the hidden state from a long context takes capacity, so model size matters.
@@ -21,7 +24,8 @@ Two finite-sample effects put the best achievable validation loss slightly above
 and both are computed here rather than assumed away:
 
 * a window of ``n_ctx`` tokens gives its first targets little context
-  (:func:`context_floor`: exact for a Markov chain, estimated for an HMM);
+  (:func:`context_floor`: exact for a Markov chain and the word source, estimated for
+  an HMM);
 * the validation windows are a finite sample, so even the true source scores a little
   above or below ``H`` on them (:func:`source_loss_on_windows`, exact for both).
 
@@ -40,6 +44,7 @@ import numpy as np
 
 from scalingkit.core.data.hmm import HMM_PRESETS, HMMSource
 from scalingkit.core.data.markov import NGRAM_PRESETS, MarkovSource
+from scalingkit.core.data.words import WORD_PRESETS, ZipfWordSource
 from scalingkit.fit.stats import relative_error
 
 __all__ = [
@@ -83,7 +88,10 @@ def markov_source(order: int, source: str = "shakespeare", *, val_fraction: floa
     return MarkovSource(order=order).fit(text)
 
 
-def source_of(corpus_spec: str) -> MarkovSource | HMMSource:
+Source = MarkovSource | HMMSource | ZipfWordSource
+
+
+def source_of(corpus_spec: str) -> Source:
     """The source behind a synthetic corpus spec, built as the corpus builds it.
 
     Parameters
@@ -91,12 +99,13 @@ def source_of(corpus_spec: str) -> MarkovSource | HMMSource:
     corpus_spec : str
         ``"markov:<k>[:<source corpus>]"`` (the chain refitted by
         :func:`markov_source`), ``"ngram:<preset>"``
-        (``MarkovSource.random(**NGRAM_PRESETS[preset])``) or ``"hmm:<preset>"``
+        (``MarkovSource.random(**NGRAM_PRESETS[preset])``), ``"words:<preset>"``
+        (``ZipfWordSource(**WORD_PRESETS[preset])``) or ``"hmm:<preset>"``
         (``HMMSource(**HMM_PRESETS[preset])``).
 
     Returns
     -------
-    MarkovSource or HMMSource
+    MarkovSource, ZipfWordSource or HMMSource
 
     Raises
     ------
@@ -104,7 +113,7 @@ def source_of(corpus_spec: str) -> MarkovSource | HMMSource:
         Naming the spec, if it is malformed, names an unknown HMM preset, or is not a
         synthetic corpus.
     """
-    from scalingkit.core.data.synthetic import _parse_hmm, _parse_markov, _parse_ngram
+    from scalingkit.core.data.synthetic import _parse_hmm, _parse_markov, _parse_ngram, _parse_words
 
     if not isinstance(corpus_spec, str):
         raise ValueError(f"source spec must be a string, got {corpus_spec!r}")
@@ -113,10 +122,13 @@ def source_of(corpus_spec: str) -> MarkovSource | HMMSource:
         return markov_source(order, source)
     if corpus_spec.startswith("ngram:"):
         return MarkovSource.random(**NGRAM_PRESETS[_parse_ngram(corpus_spec)])
+    if corpus_spec.startswith("words:"):
+        return ZipfWordSource(**WORD_PRESETS[_parse_words(corpus_spec)])
     if corpus_spec.startswith("hmm:"):
         return HMMSource(**HMM_PRESETS[_parse_hmm(corpus_spec)])
     raise ValueError(f"unknown source spec {corpus_spec!r}; use 'markov:<k>', "
-                     f"'ngram:<preset>' ({', '.join(NGRAM_PRESETS)}) or "
+                     f"'ngram:<preset>' ({', '.join(NGRAM_PRESETS)}), "
+                     f"'words:<preset>' ({', '.join(WORD_PRESETS)}) or "
                      f"'hmm:<preset>' ({', '.join(HMM_PRESETS)})")
 
 
@@ -155,6 +167,8 @@ def source_params(corpus_meta: dict) -> dict[str, Any]:
         return dict(corpus_meta["hmm_params"])
     if "ngram_params" in corpus_meta:
         return dict(corpus_meta["ngram_params"])
+    if "words_params" in corpus_meta:
+        return dict(corpus_meta["words_params"])
     if "markov_order" in corpus_meta:
         return {"order": corpus_meta["markov_order"], "alpha": corpus_meta["markov_alpha"],
                 "source": corpus_meta["markov_source"]}
@@ -168,6 +182,8 @@ def check_source(src: MarkovSource | HMMSource, corpus_meta: dict) -> None:
     """
     if isinstance(src, HMMSource):
         same = src.params == corpus_meta.get("hmm_params")
+    elif isinstance(src, ZipfWordSource):
+        same = src.params == corpus_meta.get("words_params")
     else:
         h = true_entropy(corpus_meta)[0]
         same = abs(src.entropy_rate() - h) <= 1e-9 * h
@@ -182,7 +198,7 @@ def document_bytes(corpus_meta: dict) -> int | None:
     The HMM corpus's documents are independent chains of one length, concatenated in
     ``val.bin``; :func:`source_loss_on_windows` restarts the source at their borders.
     """
-    if "hmm_params" not in corpus_meta:
+    if "hmm_params" not in corpus_meta and "words_params" not in corpus_meta:
         return None
     n_bytes, n_docs = corpus_meta["val_bytes"], corpus_meta["val_docs"]
     if n_docs < 1 or n_bytes % n_docs:
@@ -225,6 +241,8 @@ def context_floor(src: MarkovSource | HMMSource, n_ctx: int, *, n_windows: int =
     float
         The floor (nats/token); for a chain of order ``k <= 1`` it equals ``H``.
     """
+    if isinstance(src, ZipfWordSource):
+        return src.context_floor(n_ctx)
     if isinstance(src, HMMSource):
         if not isinstance(n_ctx, int) or n_ctx < 1:
             raise ValueError(f"n_ctx must be a positive integer, got {n_ctx!r}")
@@ -260,7 +278,8 @@ def source_loss_on_windows(src: MarkovSource | HMMSource, tokens: np.ndarray, n_
     n_ctx, eval_tokens : int
         Window length (tokens) and tokens per evaluation, as in the ``TrainConfig``.
     doc_bytes : int, optional
-        HMM only: length of every validation document (bytes; :func:`document_bytes`).
+        HMM or word source: length of every validation document (bytes;
+        :func:`document_bytes`).
         The documents are independent chains, and a token that starts one may be one
         the previous chain's states cannot emit, so a window that crosses a border is
         scored as two pieces, the source restarting at the border (it knows where a
@@ -273,12 +292,13 @@ def source_loss_on_windows(src: MarkovSource | HMMSource, tokens: np.ndarray, n_
     """
     from scalingkit.core.data import eval_windows
 
-    if isinstance(src, HMMSource):
+    if isinstance(src, HMMSource | ZipfWordSource):
         starts = eval_windows(tokens, n_ctx, max(1, eval_tokens // n_ctx))
         win = np.asarray(tokens)[starts[:, None] + np.arange(n_ctx + 1)]  # (W, T + 1)
-        return _hmm_window_loss(src, win, _borders(starts, n_ctx, doc_bytes))
+        score = _hmm_window_loss if isinstance(src, HMMSource) else _words_window_loss
+        return score(src, win, _borders(starts, n_ctx, doc_bytes))
     if doc_bytes is not None:
-        raise ValueError("doc_bytes applies to an HMM source only")
+        raise ValueError("doc_bytes applies to an HMM or word source only")
     lookup = np.full(256, -1, dtype=np.int64)
     lookup[src.alphabet_] = np.arange(len(src.alphabet_))
     starts = eval_windows(tokens, n_ctx, max(1, eval_tokens // n_ctx))
@@ -329,6 +349,23 @@ def _hmm_window_loss(src: HMMSource, win: np.ndarray, border: np.ndarray) -> flo
     if not np.isfinite(total):
         raise ValueError("the validation windows hold a token the HMM cannot emit from "
                          "its context; is doc_bytes the corpus's document length?")
+    return float(total / (win.shape[0] * (win.shape[1] - 1)))
+
+
+def _words_window_loss(src: ZipfWordSource, win: np.ndarray, border: np.ndarray) -> float:
+    """Mean ``-ln p`` of targets ``1..T`` of windows ``win`` (W, T + 1) under the word
+    source (nats/token): ``ln P(window) - ln P(first token)`` by the chain rule, each
+    document's piece of a window scored as its own stationary window."""
+    total = 0.0
+    for cut in np.unique(border):
+        rows = win[border == cut]
+        logp = (src.window_log_probs(rows[:, :cut]) - src.window_log_probs(rows[:, :1])).sum()
+        if cut < win.shape[1]:
+            logp += src.window_log_probs(rows[:, cut:]).sum()
+        total -= logp
+    if not np.isfinite(total):
+        raise ValueError("the validation windows hold text the word source cannot emit; "
+                         "is doc_bytes the corpus's document length?")
     return float(total / (win.shape[0] * (win.shape[1] - 1)))
 
 

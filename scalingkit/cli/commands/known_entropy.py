@@ -1,9 +1,9 @@
 """``python -m scalingkit known-entropy``: IsoFLOP sweep on a source of known entropy, fit E vs H.
 
 Plans an IsoFLOP sweep on a synthetic corpus whose entropy rate is known
-(``markov:<k>`` or ``ngram:<preset>``, exact, or ``hmm:<preset>``, estimated with a
-standard error), trains it resumably into a run store, fits Approach 3 with a bootstrap
-and writes the comparison, with its provenance, to a JSON file.
+(``markov:<k>``, ``ngram:<preset>`` or ``words:<preset>``, exact, or ``hmm:<preset>``,
+estimated with a standard error), trains it resumably into a run store, fits Approach 3
+with a bootstrap and writes the comparison, with its provenance, to a JSON file.
 
 Two recipes: the default one (fixed learning rate, the ``nearest`` ladder, the options
 below) and ``--recipe laptop``, the project's tuned recipe
@@ -42,8 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d = PLAIN_DEFAULTS
     p.add_argument("--out", required=True, metavar="DIR", help="run store folder (resumable)")
     p.add_argument("--source", default=None, metavar="SPEC",
-                   help="'markov:<k>', 'ngram:<preset>' (v48k3) or 'hmm:<preset>' (small, "
-                        "medium, large, zipf64); "
+                   help="'markov:<k>', 'ngram:<preset>' (v48k3), 'words:<preset>' (z12, "
+                        "z11) or 'hmm:<preset>' (small, medium, large, zipf64); "
                         "default markov:<--order>")
     p.add_argument("--order", type=int, default=None,
                    help=f"Markov order k when --source is not given (default {DEFAULT_ORDER})")

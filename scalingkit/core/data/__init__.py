@@ -9,6 +9,9 @@ corpora
     (``gutenberg_en``) archives, checked by sha256; the Python stdlib; local files.
 markov
     A smoothed byte Markov chain with an exactly known entropy rate.
+words
+    Random words from a Zipf law: knowledge to memorise, exact entropy rate (the
+    ``"words:<preset>"`` corpora).
 hmm
     A sparse hidden Markov byte source: long memory, entropy rate estimated with a
     standard error (the ``"hmm:<preset>"`` corpora).
@@ -31,6 +34,7 @@ from scalingkit.core.data.hmm import HMM_PRESETS, HMMSource
 from scalingkit.core.data.markov import MarkovSource
 from scalingkit.core.data.samplers import SAMPLERS, BatchSampler, EpochSampler, make_sampler
 from scalingkit.core.data.tokenizer import BPETokenizer, ByteTokenizer, bytes_per_token
+from scalingkit.core.data.words import WORD_PRESETS, ZipfWordSource
 
 __all__ = [
     "BPETokenizer",
@@ -43,6 +47,8 @@ __all__ = [
     "HMMSource",
     "MarkovSource",
     "TokenCorpus",
+    "WORD_PRESETS",
+    "ZipfWordSource",
     "bytes_per_token",
     "cache_dir",
     "eval_windows",

@@ -43,8 +43,11 @@ from scalingkit.core.data.synthetic import (
     _parse_hmm,
     _parse_markov,
     _parse_ngram,
+    _parse_words,
+    _words_documents,
 )
 from scalingkit.core.data.tokenizer import BPETokenizer, ByteTokenizer, load_tokenizer, token_dtype
+from scalingkit.core.data.words import WORD_PRESETS
 
 __all__ = [
     "TokenCorpus",
@@ -104,7 +107,8 @@ class TokenCorpus:
 #: The preset synthetic corpora: prefix -> (presets, spec parser, document builder,
 #: fingerprint version).
 _PRESET_CORPORA = {"hmm": (HMM_PRESETS, _parse_hmm, _hmm_documents, "hmm1"),
-                   "ngram": (NGRAM_PRESETS, _parse_ngram, _ngram_documents, "ngram1")}
+                   "ngram": (NGRAM_PRESETS, _parse_ngram, _ngram_documents, "ngram1"),
+                   "words": (WORD_PRESETS, _parse_words, _words_documents, "words1")}
 
 
 def _bpe_vocab(spec: str) -> int | None:
@@ -156,6 +160,8 @@ def load_corpus(
         ``"shakespeare"``, ``"gutenberg_en"``, ``"stdlib"``, ``"markov:<k>[:<source>]"``,
         ``"ngram:<preset>[:<megabytes>]"`` (a random chain of
         :data:`~scalingkit.core.data.markov.NGRAM_PRESETS`, sampled to that many MiB),
+        ``"words:<preset>[:<megabytes>]"`` (random words,
+        :data:`~scalingkit.core.data.words.WORD_PRESETS`),
         ``"hmm:<preset>[:<megabytes>]"`` (a preset of
         :data:`~scalingkit.core.data.hmm.HMM_PRESETS`, sampled to that many MiB, by
         default ``markov_bytes``) or a path (see :mod:`scalingkit.core.data.corpora`).
@@ -198,7 +204,7 @@ def load_corpus(
     if not isinstance(corpus, str):
         raise ValueError(f"corpus must be a string (spec or path), got {corpus!r}")
     _bpe_vocab(tokenizer)
-    synthetic = corpus.startswith(("markov:", "hmm:", "ngram:"))
+    synthetic = corpus.startswith(("markov:", "hmm:", "ngram:", "words:"))
     if synthetic and (not isinstance(markov_bytes, int) or markov_bytes < 1):
         raise ValueError(f"markov_bytes must be a positive integer, got {markov_bytes!r}")
     if corpus.startswith("markov:"):
@@ -208,7 +214,7 @@ def load_corpus(
         split_rule: float | str = val_fraction
         documents, extra_meta = _generated(lambda: _markov_documents(
             source, max_doc_bytes, markov_bytes, markov_seed, corpus))
-    elif corpus.startswith(("hmm:", "ngram:")):
+    elif corpus.startswith(("hmm:", "ngram:", "words:")):
         kind = corpus.split(":")[0]
         presets, parse, make, version = _PRESET_CORPORA[kind]
         params = presets[parse(corpus)]

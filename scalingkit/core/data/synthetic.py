@@ -4,6 +4,8 @@
   (:class:`~scalingkit.core.data.markov.MarkovSource`), exact entropy rate;
 * ``"ngram:<preset>[:<megabytes>]"``: a random chain of
   :data:`~scalingkit.core.data.markov.NGRAM_PRESETS`, exact entropy rate;
+* ``"words:<preset>[:<megabytes>]"``: random words from a Zipf law,
+  :data:`~scalingkit.core.data.words.WORD_PRESETS`, exact entropy rate;
 * ``"hmm:<preset>[:<megabytes>]"``: a hidden Markov model of
   :data:`~scalingkit.core.data.hmm.HMM_PRESETS`, entropy rate estimated with a
   standard error.
@@ -22,6 +24,7 @@ from scalingkit.core.data.corpora import CorpusSource
 from scalingkit.core.data.hmm import HMM_PRESETS, HMMSource
 from scalingkit.core.data.markov import NGRAM_PRESETS, MarkovSource
 from scalingkit.core.data.splits import is_validation, split_documents
+from scalingkit.core.data.words import WORD_PRESETS, ZipfWordSource
 
 #: Scored tokens behind the entropy-rate estimate stored with an ``hmm:`` corpus; about
 #: 1e-3 nats/token standard error (:meth:`HMMSource.entropy_rate`).
@@ -137,6 +140,34 @@ def _ngram_documents(
         "ngram_params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()},
         "ngram_bytes": n_bytes,
         "ngram_seed": seed,
+        "entropy_rate_nats_per_byte": src.entropy_rate(),
+        "entropy_rate_bits_per_byte": src.entropy_rate_bits(),
+    }
+    return sorted(docs), meta
+
+
+def _parse_words(spec: str) -> str:
+    """The preset of ``"words:<preset>[:<megabytes>]"``; ``ValueError`` for a bad spec."""
+    return _parse_preset(spec, WORD_PRESETS, "word")
+
+
+def _words_documents(
+    spec: str, n_bytes: int, seed: int, val_fraction: float
+) -> tuple[list[tuple[str, bytes]], dict]:
+    """Sample the corpus from a preset Zipf word source (:class:`ZipfWordSource`).
+
+    Independent stationary streams, the validation ones from their own seed, as for
+    the other preset sources; the entropy rate is exact.
+    """
+    src = ZipfWordSource(**WORD_PRESETS[_parse_words(spec)])
+    docs = _chain_documents(
+        lambda length, n, s: [row.tobytes() for row in src.sample(length, n_chains=n, seed=s)],
+        n_bytes, _derived_seeds(seed, 2), val_fraction)
+    meta = {
+        "words_preset": _parse_words(spec),
+        "words_params": src.params,
+        "words_bytes": n_bytes,
+        "words_seed": seed,
         "entropy_rate_nats_per_byte": src.entropy_rate(),
         "entropy_rate_bits_per_byte": src.entropy_rate_bits(),
     }

@@ -125,7 +125,8 @@ def test_committed_fits_rederive():
     from scalingkit.tolerances import FIT_EXPONENT_RTOL
 
     committed = json.loads((DATA / "sweep_reference_fits.json").read_text())
-    again = fit_sweep(DATA / "sweep_reference", n_bootstrap=0, noise_sd=None)
+    again = fit_sweep(DATA / "sweep_reference", n_bootstrap=0, noise_sd=None,
+                      min_budget=committed.get("min_budget"))
     for name in ("1", "2", "3"):
         assert again["approaches"][name]["a"] == pytest.approx(
             committed["approaches"][name]["a"], rel=FIT_EXPONENT_RTOL), name
@@ -142,7 +143,10 @@ def test_committed_prediction_was_made_from_the_sweep_and_rederives():
     assert rec["budget"] >= 4 * rec["max_fitted_budget"] and rec["predicted_at"]
     store = RunStore(DATA / "sweep_reference")
     spec = spec_from_dict(store.made_for())
-    points = runs_from_budget(load_points(DATA / "sweep_reference"), rec.get("min_budget"))
+    # the runs the prediction was fitted on: the sweep may have grown since
+    points = runs_from_budget(load_points(DATA / "sweep_reference"), rec.get("min_budget"),
+                              max_budget=rec["max_fitted_budget"])
+    assert len(points) == rec["n_fitted_runs"]
     recipe = max((r for r in store.records() if r.plan["budget"] <= rec["max_fitted_budget"]),
                  key=lambda r: r.plan["budget"]).config
     again = make_prediction(points, recipe, spec=spec)

@@ -363,7 +363,8 @@ def fit_sweep(source: str | Path, *, n_bootstrap: int = 100, seed: int | None = 
     Returns
     -------
     dict
-        ``convention`` (``"exact"``); ``approaches``: ``"1"``, ``"2"``, ``"3"``,
+        ``convention`` (``"exact"``); ``noise_sd`` and ``min_budget`` as given;
+        ``approaches``: ``"1"``, ``"2"``, ``"3"``,
         each with ``a`` (exponent of ``N_opt = k C^a``, None where it cannot be
         estimated), ``ci`` (95% bootstrap interval or None) and ``reason`` (why
         ``a`` is None, else None); ``budgets``: per budget ``budget`` (exact
@@ -400,6 +401,7 @@ def fit_sweep(source: str | Path, *, n_bootstrap: int = 100, seed: int | None = 
     return {
         "convention": "exact",
         "noise_sd": noise_sd,
+        "min_budget": min_budget,
         "approaches": {"1": approach_1(source, runs, **kwargs), "2": two,
                        "3": approach_3(runs, budgets, grid=grid, **kwargs)},
         "budgets": rows,

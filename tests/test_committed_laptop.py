@@ -126,7 +126,8 @@ def test_committed_fits_rederive():
 
     committed = json.loads((DATA / "sweep_reference_fits.json").read_text())
     again = fit_sweep(DATA / "sweep_reference", n_bootstrap=0, noise_sd=None,
-                      min_budget=committed.get("min_budget"))
+                      min_budget=committed.get("min_budget"),
+                      max_budget=committed.get("max_budget"))
     for name in ("1", "2", "3"):
         assert again["approaches"][name]["a"] == pytest.approx(
             committed["approaches"][name]["a"], rel=FIT_EXPONENT_RTOL), name

@@ -99,7 +99,10 @@ def test_unbracketed_budget_is_flagged_and_left_out(tmp_path, capsys):
 def test_min_budget_leaves_the_smaller_budgets_out(sweep_store, capsys):
     out = _fit_json(capsys, sweep_store, "--bootstrap", "0", "--min-budget", "1e14")
     assert [b["planned"] for b in out["budgets"]] == pytest.approx(BUDGETS[1:])
-    assert out["min_budget"] == 1e14  # the file says what it fitted
+    assert out["min_budget"] == 1e14 and out["max_budget"] is None  # what it fitted
+    top = _fit_json(capsys, sweep_store, "--bootstrap", "0", "--max-budget", str(BUDGETS[-2]))
+    assert [b["planned"] for b in top["budgets"]] == pytest.approx(BUDGETS[:-1])
+    assert top["max_budget"] == pytest.approx(BUDGETS[-2])
     assert all(v["a"] is not None for v in out["approaches"].values())
     one_line_error(capsys, ["fit-sweep", str(sweep_store), "--min-budget", "1e15"], 2,
                    "leaves fewer than 2 budgets")

@@ -337,7 +337,8 @@ def approach_3(runs: pd.DataFrame, budgets: np.ndarray, *, n_bootstrap: int,
 
 def fit_sweep(source: str | Path, *, n_bootstrap: int = 100, seed: int | None = 0,
               grid: str = "full", noise_sd: float | None = None,
-              min_budget: float | None = None) -> dict[str, Any]:
+              min_budget: float | None = None,
+              max_budget: float | None = None) -> dict[str, Any]:
     """All three approaches on a sweep's run store, in the exact-FLOP convention.
 
     Parameters
@@ -359,11 +360,15 @@ def fit_sweep(source: str | Path, *, n_bootstrap: int = 100, seed: int | None = 
         Fit only the runs planned at this budget (FLOP) or above; the others are
         left out of all three approaches (for a check of how much the smallest
         budgets move the estimates).
+    max_budget : float, optional
+        Likewise, fit only the runs planned at this budget (FLOP) or below (the sweep
+        as it stood before larger budgets were added).
 
     Returns
     -------
     dict
-        ``convention`` (``"exact"``); ``noise_sd`` and ``min_budget`` as given;
+        ``convention`` (``"exact"``); ``noise_sd``, ``min_budget`` and ``max_budget``
+        as given;
         ``approaches``: ``"1"``, ``"2"``, ``"3"``,
         each with ``a`` (exponent of ``N_opt = k C^a``, None where it cannot be
         estimated), ``ci`` (95% bootstrap interval or None) and ``reason`` (why
@@ -381,7 +386,7 @@ def fit_sweep(source: str | Path, *, n_bootstrap: int = 100, seed: int | None = 
     if grid not in ("full", "small"):
         raise ValueError(f"grid must be 'full' or 'small', got {grid!r}")
     runs = done_runs(source)
-    runs = runs_from_budget(runs, min_budget, source)
+    runs = runs_from_budget(runs, min_budget, source, max_budget=max_budget)
     table = budget_table(runs)
     budgets = table["budget"].to_numpy(float)
     kwargs = {"n_bootstrap": n_bootstrap, "seed": seed}
@@ -402,6 +407,7 @@ def fit_sweep(source: str | Path, *, n_bootstrap: int = 100, seed: int | None = 
         "convention": "exact",
         "noise_sd": noise_sd,
         "min_budget": min_budget,
+        "max_budget": max_budget,
         "approaches": {"1": approach_1(source, runs, **kwargs), "2": two,
                        "3": approach_3(runs, budgets, grid=grid, **kwargs)},
         "budgets": rows,

@@ -36,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "2's noise-bootstrap interval and each budget's valley depth test")
     p.add_argument("--min-budget", type=float, default=None, metavar="FLOP",
                    help="fit only the budgets at or above this one (FLOP)")
+    p.add_argument("--max-budget", type=float, default=None, metavar="FLOP",
+                   help="fit only the budgets at or below this one (FLOP)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--output", type=Path, default=None,
                    help="also write the JSON to this file, with provenance in <name>.meta.json")
@@ -78,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         warnings.filterwarnings("ignore", "the fitted law is degenerate", ScalingFitWarning)
         result = plain_json(fit_sweep(args.source, n_bootstrap=args.bootstrap,
                                       seed=args.seed, grid=args.grid, noise_sd=args.noise_sd,
-                                      min_budget=args.min_budget))
+                                      min_budget=args.min_budget,
+                                      max_budget=args.max_budget))
     text = json.dumps(result, allow_nan=False)
     if outputs is not None:
         outputs[0].write_text(text + "\n")

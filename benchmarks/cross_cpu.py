@@ -48,7 +48,9 @@ PATHS: dict[str, dict[str, str]] = {
 #: Committed stores whose smallest run a test re-trains.
 STORES = ("sweep_quick", "sweep_shakespeare", "sweep_reference", "hparams/lr_grid",
           "hparams/recipe",
-          "porian/kaplan", "porian/head", "porian/warmup", "porian/decay", "porian/tuned")
+          "porian/kaplan", "porian/corrected", "porian_shakespeare/kaplan",
+          "porian_shakespeare/head", "porian_shakespeare/warmup", "porian_shakespeare/decay",
+          "porian_shakespeare/tuned")
 
 
 # ------------------------------------------------------------------ child side
@@ -97,19 +99,30 @@ def _chinchilla() -> dict[str, tuple[float, float]]:
 def _porian() -> dict[str, tuple[float, float]]:
     import pandas as pd
 
+    from scalingkit.runs.frames import runs_from_budget
     from scalingkit.studies import porian2024 as porian
 
     data = json.loads((DATA / "porian" / "exponents.json").read_text())
+    out = {}
+    for name, row in data["summary"].items():
+        frame = porian.rung_frame(DATA / "porian" / name)
+        low, high = data["min_budget"].get(name), data["max_budget"].get(name)
+        live = porian.rung_summary(runs_from_budget(frame, low, name, max_budget=high),
+                                   n_bootstrap=0)
+        out[f"porian/{name}/summary/a"] = (live["a"], row["a"])
+    old = DATA / "porian_shakespeare"
+    data = json.loads((old / "exponents.json").read_text())
     committed = pd.DataFrame(data["table"])
-    frames = {s.name: porian.rung_frame(DATA / "porian" / s.name) for s in porian.RUNGS}
+    frames = {s.name: porian.rung_frame(old / s.name) for s in porian.RUNGS}
     live = porian.exponent_table(frames, methods=porian.METHODS, n_bootstrap=0)
     both = live.merge(committed, on=["step", "method", "convention"], suffixes=("", "_json"))
-    return {f"porian/{r.step}/{r.method}/{r.convention}/a": (r.a, r.a_json)
-            for r in both.itertuples()}
+    out.update({f"porian_shakespeare/{r.step}/{r.method}/{r.convention}/a": (r.a, r.a_json)
+                for r in both.itertuples()})
+    return out
 
 
 def _prediction() -> dict[str, tuple[float, float]]:
-    from scalingkit.runs.frames import load_points
+    from scalingkit.runs.frames import load_points, runs_from_budget
     from scalingkit.runs.spec import spec_from_dict
     from scalingkit.runs.store import RunStore
     from scalingkit.studies.forecasting import make_prediction
@@ -120,8 +133,12 @@ def _prediction() -> dict[str, tuple[float, float]]:
         rec = json.loads((DATA / f"{name}.json").read_text())
         store = RunStore(DATA / sweep_name)
         spec = spec_from_dict(store.made_for()) if name == "prediction" else None
-        recipe = max(store.records(), key=lambda r: r.plan["budget"]).config
-        again = make_prediction(load_points(DATA / sweep_name), recipe, spec=spec)
+        top = rec["max_fitted_budget"]  # the sweep may have grown since the prediction
+        recipe = max((r for r in store.records() if r.plan["budget"] <= top),
+                     key=lambda r: r.plan["budget"]).config
+        points = runs_from_budget(load_points(DATA / sweep_name), rec.get("min_budget"),
+                                  max_budget=top)
+        again = make_prediction(points, recipe, spec=spec)
         out.update({f"{name}/{k}": (again[k], rec[k])
                     for k in ("params", "tokens", "predicted_loss", "predicted_loss_envelope")})
     return out

@@ -40,7 +40,7 @@ def test_python_dash_m_runs():
 
 
 # ------------------------------------------------- bad input: one line, no traceback
-PORIAN = ROOT / "book" / "data" / "porian"
+PORIAN = ROOT / "book" / "data" / "porian_shakespeare"  # the old ladder: five steps
 
 
 

@@ -250,7 +250,7 @@ def test_measure_throughput_rejects(plans, kwargs, match):
         porian.measure_throughput(plans["kaplan"], **kwargs)
 
 
-THROUGHPUT = (Path(__file__).resolve().parents[1] / "book" / "data" / "porian"
+THROUGHPUT = (Path(__file__).resolve().parents[1] / "book" / "data" / "porian_shakespeare"
               / "throughput_kaplan.json")
 
 
@@ -282,7 +282,7 @@ def test_estimate_seconds_interpolates_rates(plans):
 
 
 def test_committed_exponents_rederive_from_the_committed_rungs():
-    """Every a in book/data/porian/exponents.json comes back from the five exported stores."""
+    """Every a in book/data/porian_shakespeare/exponents.json comes back from its five stores."""
     data = json.loads((THROUGHPUT.parent / "exponents.json").read_text())
     assert data["provenance"]["command"].startswith("python -m scalingkit porian fit")
     committed = pd.DataFrame(data["table"])
@@ -380,6 +380,8 @@ def test_head_flop_share_of_the_planned_shapes(laptop):
     assert share["head_flop_per_token"][0] == pytest.approx(3 * 2 * model.d_model * 4096)
     assert share["flop_per_token"][0] == pytest.approx(
         flops.training_flops_per_token(model.shape))
+    # the runs themselves (planned runs or a store's records) give the same table
+    assert porian.head_flop_share(list(plans["corrected"].runs)).equals(share)
 
 
 @pytest.mark.parametrize(("call", "match"), [
@@ -527,7 +529,11 @@ def test_fit_cli_max_budget_leaves_out_the_larger_budgets(plans, tmp_path, capsy
     assert main(["porian", "fit", f"head={tmp_path / 'head'}", "--bootstrap", "0",
                  "--max-budget", f"head={largest}", "--output", str(out)]) == 0
     data = json.loads(out.read_text())
-    assert data["max_budget"] == {"head": largest}
+    assert data["max_budget"] == {"head": largest} and data["min_budget"] == {}
+    smallest = min(r.budget for r in plan.runs)
+    assert main(["porian", "fit", f"head={tmp_path / 'head'}", "--bootstrap", "0",
+                 "--min-budget", f"head={smallest}", "--output", str(out)]) == 0
+    assert json.loads(out.read_text())["min_budget"] == {"head": smallest}
     capsys.readouterr()
     from conftest import one_line_error
 
@@ -537,3 +543,25 @@ def test_fit_cli_max_budget_leaves_out_the_larger_budgets(plans, tmp_path, capsy
                             "--max-budget", "kaplan=1e12"], 2, "--max-budget", "fitted steps")
     one_line_error(capsys, ["porian", "fit", f"head={tmp_path / 'head'}",
                             "--max-budget", "head=big"], 2, "not a number")
+
+
+BPE_LADDER = Path(__file__).resolve().parents[1] / "book" / "data" / "porian"
+
+
+def test_committed_summary_rederives_from_the_bpe_rungs():
+    """book/data/porian/exponents.json: each rung's headline a from its exported store."""
+    from scalingkit.runs.frames import runs_from_budget
+
+    data = json.loads((BPE_LADDER / "exponents.json").read_text())
+    assert data["provenance"]["command"].startswith("python -m scalingkit porian fit")
+    assert set(data["summary"]) == {"kaplan", "corrected"}
+    for name, row in data["summary"].items():
+        frame = runs_from_budget(porian.rung_frame(BPE_LADDER / name),
+                                 data["min_budget"].get(name), name,
+                                 max_budget=data["max_budget"].get(name))
+        live = porian.rung_summary(frame, n_bootstrap=0)
+        assert live["a"] == pytest.approx(row["a"], rel=FIT_EXPONENT_RTOL)
+        assert live["bracketed"] == live["budgets"] == row["budgets"] == row["bracketed"]
+        assert row["budgets"] >= 3 and row["ci"][0] <= row["a"] <= row["ci"][1]
+    assert data["summary"]["kaplan"]["convention"] == "kaplan"
+    assert data["summary"]["corrected"]["convention"] == "with_head"

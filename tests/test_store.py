@@ -255,7 +255,9 @@ def test_status_cli_on_a_store_json_holding_a_list(tmp_path):
 
 COMMITTED = ["sweep_quick", "sweep_shakespeare", "kaplan_runs", "known_entropy_sweep",
              "hparams/lr_grid", "hparams/recipe", "sweep_reference",
-             *(f"porian/{step}" for step in ("kaplan", "head", "warmup", "decay", "tuned"))]
+             "porian/kaplan", "porian/corrected", "porian/seeds",
+             *(f"porian_shakespeare/{step}"
+               for step in ("kaplan", "head", "warmup", "decay", "tuned"))]
 
 
 @pytest.mark.parametrize("name", COMMITTED)

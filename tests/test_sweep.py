@@ -273,7 +273,9 @@ def test_tokens_at_size_follows_the_isoflop_line():
 
 COMMITTED_SWEEPS = ["sweep_quick", "sweep_shakespeare", "sweep_reference", "hparams/lr_grid",
                     "hparams/recipe",
-                    *(f"porian/{step}" for step in ("kaplan", "head", "warmup", "decay", "tuned"))]
+                    "porian/kaplan", "porian/corrected", "porian/seeds",
+                    *(f"porian_shakespeare/{step}"
+                      for step in ("kaplan", "head", "warmup", "decay", "tuned"))]
 
 
 @pytest.mark.slow

@@ -42,8 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d = PLAIN_DEFAULTS
     p.add_argument("--out", required=True, metavar="DIR", help="run store folder (resumable)")
     p.add_argument("--source", default=None, metavar="SPEC",
-                   help="'markov:<k>', 'ngram:<preset>' (v48k3), 'words:<preset>' (z12, "
-                        "z11) or 'hmm:<preset>' (small, medium, large, zipf64); "
+                   help="'markov:<k>', 'ngram:<preset>' (v48k3), 'words:<preset>' (z12) "
+                        "or 'hmm:<preset>' (small, medium, large, zipf64); "
                         "default markov:<--order>")
     p.add_argument("--order", type=int, default=None,
                    help=f"Markov order k when --source is not given (default {DEFAULT_ORDER})")

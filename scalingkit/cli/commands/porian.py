@@ -69,6 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="fit step NAME on its runs planned at C FLOP or less (its own "
                    "count), e.g. leaving out a budget whose optimum needs more than one "
                    "pass over the corpus; repeatable")
+    f.add_argument("--min-budget", action="append", default=[], metavar="NAME=C",
+                   help="likewise, the runs planned at C FLOP or more (e.g. leaving out a "
+                   "budget whose optimum lies below the smallest shape); repeatable")
     f.add_argument("--noise-sd", type=float, metavar="S",
                    help="run-to-run noise floor (nats/token): widens the summary's interval "
                    "by a parametric noise bootstrap")
@@ -186,38 +189,39 @@ def _fit(args: argparse.Namespace) -> int:
     stores = _named_stores(args.stores)
     if args.output:
         _check_output(args.output, reads=stores.values(), make_parents=True)
-    limits = _max_budgets(args.max_budget, stores)
-    frames = {name: _capped(porian.rung_frame(path), limits.get(name), path)
+    highs = _budget_limits("--max-budget", args.max_budget, stores)
+    lows = _budget_limits("--min-budget", args.min_budget, stores)
+    frames = {name: _within(porian.rung_frame(path), lows.get(name), highs.get(name), path)
               for name, path in stores.items()}
     table = porian.exponent_table(frames, methods=args.method, n_bootstrap=args.bootstrap)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     if args.output:
         head = porian.summary(frames, n_bootstrap=args.bootstrap, noise_sd=args.noise_sd)
         _write_json(args.output, {"table": table.to_dict(orient="records"),
-                                  "max_budget": limits, **head})
+                                  "min_budget": lows, "max_budget": highs, **head})
     return 0
 
 
-def _max_budgets(items: list[str], stores: dict[str, str]) -> dict[str, float]:
-    """Parse ``--max-budget NAME=C`` items; NAME must be one of the fitted steps."""
+def _budget_limits(flag: str, items: list[str], stores: dict[str, str]) -> dict[str, float]:
+    """Parse ``--min-budget``/``--max-budget NAME=C`` items; NAME must be a fitted step."""
     limits: dict[str, float] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or name not in stores:
-            raise ValueError(f"--max-budget {item!r}: expected NAME=C with NAME one of the "
+            raise ValueError(f"{flag} {item!r}: expected NAME=C with NAME one of the "
                              f"fitted steps ({', '.join(stores)})")
         try:
             limits[name] = float(value)
         except ValueError:
-            raise ValueError(f"--max-budget {item!r}: {value!r} is not a number of FLOP") from None
+            raise ValueError(f"{flag} {item!r}: {value!r} is not a number of FLOP") from None
     return limits
 
 
-def _capped(frame, max_budget: float | None, source: str):
-    """``frame``'s runs planned at ``max_budget`` or less (all of them for None)."""
+def _within(frame, low: float | None, high: float | None, source: str):
+    """``frame``'s runs planned between ``low`` and ``high`` (FLOP; None: no bound)."""
     from scalingkit.runs.frames import runs_from_budget
 
-    return runs_from_budget(frame, None, source, max_budget=max_budget)
+    return runs_from_budget(frame, low, source, max_budget=high)
 
 
 def _named_stores(items: list[str]) -> dict[str, str]:

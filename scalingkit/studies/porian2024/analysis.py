@@ -352,12 +352,13 @@ def head_share(targets: Sequence[float], *, vocab_size: int = 256,
 
 
 def head_flop_share(plan: Any) -> pd.DataFrame:
-    """The output head's share of the exact training FLOP of each planned shape.
+    """The output head's share of the exact training FLOP of each planned or trained shape.
 
     Parameters
     ----------
-    plan : SweepPlan
-        A rung's plan (:func:`~scalingkit.studies.porian2024.plan.plan_rung`); only its
+    plan : SweepPlan or iterable of runs
+        A rung's plan (:func:`~scalingkit.studies.porian2024.plan.plan_rung`), or runs
+        with a ``config`` (planned runs, or the records of a run store); only their
         shapes are read, no run is trained.
 
     Returns
@@ -371,7 +372,7 @@ def head_flop_share(plan: Any) -> pd.DataFrame:
     from scalingkit.core.models import GPTConfig
 
     rows, seen = [], set()
-    for run in plan.runs:
+    for run in getattr(plan, "runs", plan):
         model = GPTConfig.from_dict(run.config["model"])
         if model in seen:
             continue

@@ -24,7 +24,7 @@ Two ladders are defined:
 :data:`RUNGS` (``"old"``)
     The first ladder, on Shakespeare bytes with the nearest-shape model ladder and a
     made-up per-size rule (:func:`tuned_hyperparameters`); the committed stores under
-    ``book/data/porian/`` were trained on it and stay readable.
+    ``book/data/porian_shakespeare/`` were trained on it and stay readable.
 :data:`LAPTOP_RUNGS` (``"laptop"``)
     The rebuilt ladder on :func:`laptop_spec`: the ``laptop`` preset with a BPE
     vocabulary of 4096 (``gutenberg_en``, monotone ladder, width-scaled init, no

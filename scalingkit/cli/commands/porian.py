@@ -21,9 +21,13 @@ replaces either ladder's budgets (FLOP, in the step's own count).
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from scalingkit.cli._output import check_output as _check_output
 from scalingkit.cli._output import command_line, finish_training
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 HELP = "Porian et al. ladder: plan, run and fit the Kaplan-to-Chinchilla steps"
 
@@ -217,7 +221,8 @@ def _budget_limits(flag: str, items: list[str], stores: dict[str, str]) -> dict[
     return limits
 
 
-def _within(frame, low: float | None, high: float | None, source: str):
+def _within(frame: pd.DataFrame, low: float | None, high: float | None,
+            source: str) -> pd.DataFrame:
     """``frame``'s runs planned between ``low`` and ``high`` (FLOP; None: no bound)."""
     from scalingkit.runs.frames import runs_from_budget
 

@@ -8,7 +8,7 @@ letters of a word means having memorised it, and the frequent words are worth mo
 model of ``N`` parameters can store a number of words that grows with ``N``, and ``D``
 tokens show a word of rank ``i`` about ``D i^-s / (L + 1)`` times, so the loss falls with
 both, over as many decades as the vocabulary of words allows (the idea of the
-"quantization model" of neural scaling, :cite:t:`michaud2023quantization`).
+"quantization model" of neural scaling: Michaud et al., 2023).
 
 Everything about the source is exact: the words are distinct, so the entropy rate is
 the entropy of the word law over ``L + 1`` tokens; and the marginals of a word's
@@ -18,6 +18,11 @@ loss of a model that sees a window of ``T`` tokens (:meth:`ZipfWordSource.contex
 are computed, not estimated.
 
 Units: entropies in nats (per token for rates), tokens are bytes (the byte tokenizer).
+
+References
+----------
+Michaud, Liu, Girit and Tegmark (2023), "The Quantization Model of Neural Scaling".
+Cover and Thomas (2006), "Elements of Information Theory", ch. 4 (entropy rates).
 """
 
 from __future__ import annotations

@@ -133,14 +133,15 @@ def test_committed_fits_rederive():
             committed["approaches"][name]["a"], rel=FIT_EXPONENT_RTOL), name
 
 
-def test_committed_prediction_was_made_from_the_sweep_and_rederives():
+@pytest.mark.parametrize("name", ["prediction", "prediction_next"])
+def test_committed_prediction_was_made_from_the_sweep_and_rederives(name):
     from scalingkit.runs.frames import load_points, runs_from_budget
     from scalingkit.runs.store import RunStore
     from scalingkit.runs.sweep import spec_from_dict
     from scalingkit.studies.forecasting import check_in_regime, make_prediction
     from scalingkit.tolerances import FIT_PREDICTION_RTOL
 
-    rec = json.loads((DATA / "prediction.json").read_text())
+    rec = json.loads((DATA / f"{name}.json").read_text())
     assert rec["budget"] >= 4 * rec["max_fitted_budget"] and rec["predicted_at"]
     store = RunStore(DATA / "sweep_reference")
     spec = spec_from_dict(store.made_for())
@@ -159,10 +160,11 @@ def test_committed_prediction_was_made_from_the_sweep_and_rederives():
     assert rec["tokens"] <= spec.corpus_tokens  # one pass at most
 
 
-def test_committed_prediction_outcome_was_recorded_after_the_prediction():
+@pytest.mark.parametrize("name", ["prediction", "prediction_next"])
+def test_committed_prediction_outcome_was_recorded_after_the_prediction(name):
     import datetime as dt
 
-    rec = json.loads((DATA / "prediction.json").read_text())
+    rec = json.loads((DATA / f"{name}.json").read_text())
     assert dt.datetime.fromisoformat(rec["predicted_at"]) < dt.datetime.fromisoformat(
         rec["trained_at"])
     assert rec["commands"]["outcome"].startswith("python -m scalingkit predict outcome")

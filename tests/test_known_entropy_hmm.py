@@ -132,7 +132,7 @@ def test_a_window_across_documents_restarts_the_source():
     with pytest.raises(ValueError, match="cannot emit"):
         ke.source_loss_on_windows(src, tokens, 5, 5)
     assert math.isfinite(ke.source_loss_on_windows(src, tokens, 5, 5, doc_bytes=3))
-    with pytest.raises(ValueError, match="HMM source only"):
+    with pytest.raises(ValueError, match="HMM or word source only"):
         ke.source_loss_on_windows(MarkovSource(order=1).fit(b"0011"), tokens, 2, 2,
                                   doc_bytes=3)
 

@@ -38,6 +38,7 @@ Cover and Thomas (2006), "Elements of Information Theory", ch. 4 (entropy rates)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -339,33 +340,39 @@ def _borders(starts: np.ndarray, n_ctx: int, doc_bytes: int | None) -> np.ndarra
 def _hmm_window_loss(src: HMMSource, win: np.ndarray, border: np.ndarray) -> float:
     """Mean ``-ln p`` of targets ``1..T`` of windows ``win`` (W, T + 1), each scored from
     a stationary start at its first token and again at ``border`` (nats/token)."""
-    total = 0.0
-    for cut in np.unique(border):
-        rows = win[border == cut]
-        logp = src.conditional_log_probs(rows[:, :cut])[:, 1:].sum()
-        if cut < win.shape[1]:  # the new document's tokens, from a fresh start
-            logp += src.conditional_log_probs(rows[:, cut:]).sum()
-        total -= logp
-    if not np.isfinite(total):
-        raise ValueError("the validation windows hold a token the HMM cannot emit from "
-                         "its context; is doc_bytes the corpus's document length?")
-    return float(total / (win.shape[0] * (win.shape[1] - 1)))
+    def log_prob(rows: np.ndarray, first_is_target: bool) -> float:
+        logp = src.conditional_log_probs(rows)
+        return float((logp if first_is_target else logp[:, 1:]).sum())
+
+    return _pieces_loss(win, border, log_prob, "a token the HMM cannot emit from its context")
 
 
 def _words_window_loss(src: ZipfWordSource, win: np.ndarray, border: np.ndarray) -> float:
-    """Mean ``-ln p`` of targets ``1..T`` of windows ``win`` (W, T + 1) under the word
-    source (nats/token): ``ln P(window) - ln P(first token)`` by the chain rule, each
-    document's piece of a window scored as its own stationary window."""
+    """As :func:`_hmm_window_loss`, under the word source: ``ln P(window) - ln P(first
+    token)`` by the chain rule, each document's piece scored as its own stationary window."""
+    def log_prob(rows: np.ndarray, first_is_target: bool) -> float:
+        logp = src.window_log_probs(rows)
+        return float((logp if first_is_target else logp - src.window_log_probs(rows[:, :1])).sum())
+
+    return _pieces_loss(win, border, log_prob, "text the word source cannot emit")
+
+
+def _pieces_loss(win: np.ndarray, border: np.ndarray,
+                 log_prob: Callable[[np.ndarray, bool], float], what: str) -> float:
+    """Mean ``-ln p`` over targets ``1..T`` of windows cut at ``border`` (nats/token).
+
+    ``log_prob(rows, first_is_target)`` sums the log-probabilities of a piece's targets:
+    the window's first token is context, a new document's first token is a target.
+    """
     total = 0.0
     for cut in np.unique(border):
         rows = win[border == cut]
-        logp = (src.window_log_probs(rows[:, :cut]) - src.window_log_probs(rows[:, :1])).sum()
-        if cut < win.shape[1]:
-            logp += src.window_log_probs(rows[:, cut:]).sum()
-        total -= logp
+        total -= log_prob(rows[:, :cut], False)
+        if cut < win.shape[1]:  # the new document's tokens, from a fresh start
+            total -= log_prob(rows[:, cut:], True)
     if not np.isfinite(total):
-        raise ValueError("the validation windows hold text the word source cannot emit; "
-                         "is doc_bytes the corpus's document length?")
+        raise ValueError(f"the validation windows hold {what}; is doc_bytes the corpus's "
+                         "document length?")
     return float(total / (win.shape[0] * (win.shape[1] - 1)))
 
 

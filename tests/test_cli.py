@@ -139,3 +139,10 @@ def test_a_bad_fit_through_python_dash_m_has_no_traceback(tmp_path):
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("error: tokens are a fixed power of params")
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-0.01", "nan"])
+def test_known_entropy_refuses_a_bad_noise_floor_before_training(tmp_path, capsys, value):
+    one_line_error(capsys, ["known-entropy", "--out", str(tmp_path / "store"), "--budgets",
+                            "1e12", "--noise-sd", value], 2, "--noise-sd must be a positive")
+    assert not (tmp_path / "store").exists()

@@ -117,3 +117,39 @@ def test_words_corpus_carries_its_exact_entropy_rate(tmp_path, monkeypatch):
     assert WORD_PRESETS["z12"] == dict(n_letters=26, word_length=5, zipf=1.2, seed=0)
     with pytest.raises(ValueError, match="unknown word preset"):
         load_corpus("words:nope", cache=tmp_path)
+
+
+def test_hparams_seeds_train_on_a_word_source(tmp_path, monkeypatch, capsys):
+    """``hparams plan seeds --corpus words:...`` plans the sweep's own configs on that source."""
+    from scalingkit.cli import main
+    from scalingkit.core.data import words
+
+    monkeypatch.setitem(words.WORD_PRESETS, "tiny", dict(SMALL))
+    monkeypatch.setenv("SCALINGKIT_CACHE", str(tmp_path / "cache"))
+    args = ["hparams", "plan", "seeds", "--lr-rule", "book/data/hparams/lr_rule.json",
+            "--budget", "1e11", "--rungs", "1", "--seeds", "3"]
+    assert main(args + ["--corpus", "words:tiny:1"]) == 0
+    out = capsys.readouterr().out
+    row = out.splitlines()[-1].split()
+    train = len(load_corpus("words:tiny:1").train)
+    tokens, epochs, seed = int(row[6]), float(row[11]), int(row[13])
+    assert seed == 3 and epochs == pytest.approx(tokens / train, rel=1e-3)
+    assert main(args + ["--corpus", "words:nope"]) == 2
+    assert "unknown word preset" in capsys.readouterr().err
+
+
+def test_noise_interval_widens_with_the_noise_floor():
+    """The seed-noise interval on E holds the fitted E and grows with the noise."""
+    from scalingkit.fit import ParametricFit
+
+    rng = np.random.default_rng(1)
+    n = np.repeat(np.geomspace(2e4, 6e5, 6), 4)
+    d = np.tile(np.geomspace(1e6, 6e7, 4), 6) * rng.uniform(0.9, 1.1, n.size)
+    loss = 1.05 + 40.0 / n ** 0.45 + 300.0 / d ** 0.4
+    est = ParametricFit(grid="small").fit(n, d, loss)
+    small = ke.noise_interval(est, n, d, loss, 0.002, n_resamples=40)
+    large = ke.noise_interval(est, n, d, loss, 0.02, n_resamples=40)
+    assert small[0] <= est.E_ <= small[1]
+    assert large[1] - large[0] > 2 * (small[1] - small[0])
+    with pytest.raises(ValueError, match="noise_sd must be a positive"):
+        ke.noise_interval(est, n, d, loss, 0.0)

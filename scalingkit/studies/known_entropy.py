@@ -58,6 +58,7 @@ __all__ = [
     "context_floor",
     "source_loss_on_windows",
     "fit_known_entropy",
+    "noise_interval",
     "profile_E",
 ]
 
@@ -378,7 +379,8 @@ def _pieces_loss(win: np.ndarray, border: np.ndarray,
 
 def fit_known_entropy(params: Any, tokens: Any, loss: Any, true_entropy_rate: float, *,
                       n_bootstrap: int = 1000, seed: int = 0, grid: str = "full",
-                      confidence: float = 0.95) -> dict[str, Any]:
+                      confidence: float = 0.95,
+                      noise_sd: float | None = None) -> dict[str, Any]:
     """Fit Approach 3 to runs on a source of known entropy and compare ``E`` with ``H``.
 
     Parameters
@@ -396,6 +398,10 @@ def fit_known_entropy(params: Any, tokens: Any, loss: Any, true_entropy_rate: fl
         Initial-value grid of :class:`~scalingkit.fit.ParametricFit`.
     confidence : float, default=0.95
         Level of the percentile interval.
+    noise_sd : float, optional
+        The seed noise floor (nats/token): with it, ``E_ci_noise`` is a second interval
+        on ``E`` from ``n_bootstrap`` refits of the losses plus normal noise of this
+        standard deviation (:func:`noise_interval`).
 
     Returns
     -------
@@ -403,7 +409,8 @@ def fit_known_entropy(params: Any, tokens: Any, loss: Any, true_entropy_rate: fl
         ``true_entropy_rate``, ``fitted_E``, ``E_ci`` ([low, high]), ``relative_error``,
         ``H_inside_ci``, ``units`` (``"nats/token"``), the other coefficients (``A``,
         ``B``, ``alpha``, ``beta``) with their intervals, ``n_runs``, and the solver's
-        ``success`` and ``message``.
+        ``success`` and ``message``; with ``noise_sd`` also ``noise_sd`` and
+        ``E_ci_noise``.
     """
     from scalingkit.fit import ParametricFit
 
@@ -414,7 +421,7 @@ def fit_known_entropy(params: Any, tokens: Any, loss: Any, true_entropy_rate: fl
     else:
         ci = [float("nan"), float("nan")]
     e = float(est.E_)
-    return {
+    out = {
         "true_entropy_rate": float(true_entropy_rate),
         "fitted_E": e,
         "E_ci": ci,
@@ -430,6 +437,67 @@ def fit_known_entropy(params: Any, tokens: Any, loss: Any, true_entropy_rate: fl
         "success": bool(est.success_),
         "message": est.message_,
     }
+    if noise_sd is not None:
+        out["noise_sd"] = float(noise_sd)
+        out["E_ci_noise"] = noise_interval(est, params, tokens, loss, noise_sd,
+                                           n_resamples=n_bootstrap, seed=seed,
+                                           confidence=confidence)
+    return out
+
+
+def noise_interval(est: Any, params: Any, tokens: Any, loss: Any, noise_sd: float, *,
+                   n_resamples: int = 200, seed: int = 0,
+                   confidence: float = 0.95) -> list[float]:
+    """An interval on ``E`` from the seed noise floor (a parametric bootstrap).
+
+    Each resample adds independent normal noise of standard deviation ``noise_sd`` to
+    every run's loss and refits Approach 3 from the fitted estimate and the next best
+    distinct starts of the full fit's grid, so it measures how far ``E`` moves when the
+    runs are retrained under other seeds (the run bootstrap measures how far it moves
+    when other runs are chosen).
+
+    Parameters
+    ----------
+    est : ParametricFit
+        The fit to the runs' losses.
+    params, tokens, loss : array_like
+        The runs: N (parameters), D (tokens), final loss (nats/token).
+    noise_sd : float
+        Seed noise floor (nats/token), positive.
+    n_resamples : int, default=200
+        Noisy refits; 0 gives ``[nan, nan]``.
+    seed : int, default=0
+        Seed of the noise.
+    confidence : float, default=0.95
+        Level of the percentile interval.
+
+    Returns
+    -------
+    list of float
+        ``[low, high]`` of ``E`` (nats/token).
+    """
+    import warnings
+
+    from scalingkit.fit import ParametricFit, ScalingFitWarning
+    from scalingkit.fit.stats import percentile_ci
+
+    if not (isinstance(noise_sd, int | float) and math.isfinite(noise_sd) and noise_sd > 0):
+        raise ValueError(f"noise_sd must be a positive number of nats/token, got {noise_sd!r}")
+    if n_resamples == 0:
+        return [float("nan"), float("nan")]
+    lo = np.asarray(loss, dtype=float)
+    finite = np.isfinite(est.start_objectives_)
+    order = np.flatnonzero(finite)[np.argsort(est.start_objectives_[finite])]
+    starts = np.vstack([est.theta_, est.start_solutions_[order[:7]]])
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(int(n_resamples)):
+        noisy = np.maximum(lo + rng.normal(0.0, noise_sd, lo.size), 1e-6)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ScalingFitWarning)
+            refit = ParametricFit(grid=starts, n_polish=1).fit(params, tokens, noisy)
+        values.append(refit.E_)
+    return [float(v) for v in percentile_ci(np.asarray(values), confidence)]
 
 
 def profile_E(params: Any, tokens: Any, loss: Any, e_values: Any, *,

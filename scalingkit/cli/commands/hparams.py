@@ -36,6 +36,9 @@ def _part_arguments(p: argparse.ArgumentParser) -> None:
                         "tokenizer: the seeds of every run (default: 0)")
     p.add_argument("--tokenizers", nargs="+", default=["byte", "bpe:4096"], metavar="T",
                    help="tokenizer: the tokenizers compared (default: byte bpe:4096)")
+    p.add_argument("--corpus", metavar="SPEC",
+                   help="all but lr-grid: the corpus instead of the preset's gutenberg_en, "
+                        "e.g. a source of known entropy such as words:z12:256")
     p.add_argument("--values", type=float, nargs="+", metavar="V",
                    help="batch, warmup, horizon, lr: the values tried (default: "
                         "scalingkit.studies.hparams.plan.RECIPE_VALUES)")
@@ -89,6 +92,8 @@ def _plan(args: argparse.Namespace):
     if args.seeds is not None and args.part not in ("seeds", "tokenizer"):
         raise ValueError(f"--seeds does not apply to part {args.part!r}")
     if args.part == "lr-grid":
+        if args.corpus is not None:
+            raise ValueError("--corpus does not apply to part 'lr-grid'")
         return lr_grid_plan()
     missing = [flag for flag, value in (("--lr-rule", args.lr_rule), ("--budget", args.budget),
                                         ("--rungs", args.rungs)) if value is None]
@@ -96,13 +101,34 @@ def _plan(args: argparse.Namespace):
         raise ValueError(f"part {args.part!r} needs {', '.join(missing)}")
     if args.values is not None and args.part == "seeds":
         raise ValueError("--values does not apply to part 'seeds' (use --seeds)")
-    spec = base_spec(lr_rule=read_lr_rule(args.lr_rule))
+    spec = base_spec(lr_rule=read_lr_rule(args.lr_rule), **corpus_override(args.corpus))
     if args.part == "seeds":
         return seed_plan(spec, args.budget, args.rungs, seeds=args.seeds or [1, 2])
     if args.part == "tokenizer":
         return tokenizer_plan(spec, args.budget, args.rungs, args.tokenizers,
                               seeds=args.seeds or [spec.seed])
     return recipe_plan(args.part, spec, args.budget, args.rungs, args.values)
+
+
+def corpus_override(corpus: str | None) -> dict:
+    """Spec fields for ``--corpus``: the corpus, with its size read from the data.
+
+    Raises
+    ------
+    ValueError
+        A spec that names no corpus or source (before anything is planned).
+    """
+    if corpus is None:
+        return {}
+    if corpus.startswith(("markov:", "hmm:", "ngram:", "words:")):
+        from scalingkit.studies.known_entropy import source_of
+
+        source_of(corpus)
+    else:
+        from scalingkit.core.data.corpora import resolve_corpus
+
+        resolve_corpus(corpus)
+    return {"corpus": corpus, "corpus_tokens": None}
 
 
 def _fit_lr(args: argparse.Namespace) -> int:

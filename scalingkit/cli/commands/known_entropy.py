@@ -78,6 +78,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap", type=int, default=1000, metavar="K",
                    help="bootstrap resamples for the interval on E")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--noise-sd", type=float, default=None, metavar="NATS",
+                   help="the seed noise floor (nats/token, e.g. from 'hparams run seeds "
+                        "--corpus SPEC'): adds E_ci_noise, an interval on E from refits of "
+                        "the losses plus noise of this size")
     p.add_argument("--output", type=Path, default=None,
                    help="write the result JSON here (e.g. book/data/known_entropy.json)")
     p.add_argument("--export", type=Path, default=None, metavar="DEST",
@@ -162,6 +166,9 @@ def run(args: argparse.Namespace) -> int:
     from scalingkit.runs.sweep import plan_sweep, run_sweep, spec_dict
     from scalingkit.studies import known_entropy as ke
 
+    if args.noise_sd is not None and not (np.isfinite(args.noise_sd) and args.noise_sd > 0):
+        raise ValueError(f"--noise-sd must be a positive number of nats/token, "
+                         f"got {args.noise_sd!r}")
     corpus = source_spec(args)
     spec = sweep_spec(args, corpus)
     if args.export is not None:  # refuse a bad destination before any training
@@ -208,7 +215,8 @@ def run(args: argparse.Namespace) -> int:
     ke.check_source(src, tc.meta)
     h, se = ke.true_entropy(tc.meta)
     result = ke.fit_known_entropy(frame["params"], frame["tokens"], frame["loss"], h,
-                                  n_bootstrap=args.bootstrap, seed=args.seed)
+                                  n_bootstrap=args.bootstrap, seed=args.seed,
+                                  noise_sd=args.noise_sd)
     result["true_entropy_rate_stderr"] = se
     result["E_covers_H"] = result["H_inside_ci"]
     result["context_floor"] = ke.context_floor(src, spec.n_ctx)
@@ -231,6 +239,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"H = {h:.4f}" + (f" +- {se:.4f}" if se else "") + " nats/token, fitted E = "
           f"{result['fitted_E']:.4f} [{result['E_ci'][0]:.4f}, {result['E_ci'][1]:.4f}], "
           f"relative error {result['relative_error']:.3%} ({result['n_runs']} runs)")
+    if args.noise_sd is not None:
+        lo, hi = result["E_ci_noise"]
+        print(f"E from the seed noise floor ({args.noise_sd:.4g} nats/token): "
+              f"[{lo:.4f}, {hi:.4f}]")
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(plain_json(result), indent=1, allow_nan=False) + "\n")

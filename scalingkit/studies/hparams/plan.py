@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 
 from scalingkit.core.ladder import ladder_rung
-from scalingkit.runs.sweep import PlannedRun, SweepPlan, SweepSpec, planned_run, preset
+from scalingkit.runs.sweep import (
+    PlannedRun,
+    SweepPlan,
+    SweepSpec,
+    planned_run,
+    preset,
+    train_tokens,
+)
 
 
 def base_spec(**overrides: Any) -> SweepSpec:
@@ -47,6 +54,7 @@ def _runs(spec: SweepSpec, cells: Sequence[tuple[float, int, dict]]) -> SweepPla
     from scalingkit.runs.sweep import DroppedRun
 
     kw = spec.rung_kwargs()
+    corpus_tokens = spec.corpus_tokens or train_tokens(spec.corpus, spec.tokenizer)
     runs: list[PlannedRun] = []
     dropped = []
     for budget, k, changes in cells:
@@ -59,7 +67,7 @@ def _runs(spec: SweepSpec, cells: Sequence[tuple[float, int, dict]]) -> SweepPla
         if "init_std" in changes:
             model = replace(model, init_std=float(changes.pop("init_std")))
         args = {"size_index": k, "n_target": float(model.n_params()),
-                "corpus_tokens": spec.corpus_tokens or 0}
+                "corpus_tokens": corpus_tokens}
         run = planned_run(cell_spec, budget, model, **args, **changes)
         if lr_factor is not None and not isinstance(run, str):
             changes["lr"] = float(lr_factor) * run.config["lr"]

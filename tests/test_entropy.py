@@ -17,7 +17,7 @@ from scalingkit.studies import entropy as en
 from scalingkit.studies import known_entropy as ke
 
 ROOT = Path(__file__).resolve().parents[1]
-KNOWN_ENTROPY_JSON = ROOT / "book" / "data" / "known_entropy.json"
+KNOWN_ENTROPY_JSON = ROOT / "book" / "data" / "known_entropy_markov.json"
 
 
 # ------------------------------------------------------------------ conversions

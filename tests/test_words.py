@@ -50,6 +50,10 @@ def test_entropy_rate_is_the_word_entropy_per_token(small):
     logp = np.log(small.word_probs[codes])
     h, se = -logp.mean() / 4, logp.std() / 4 / math.sqrt(len(logp))
     assert abs(h - small.entropy_rate()) < 4 * se
+    mc, mc_se = small.monte_carlo_entropy_rate(9000, seed=3)
+    assert mc == pytest.approx(h, rel=1e-9) and mc_se == pytest.approx(se, rel=1e-3)
+    with pytest.raises(ValueError, match="n_words must be an integer >= 2"):
+        small.monte_carlo_entropy_rate(1)
 
 
 def test_block_entropies_match_sampled_windows(small):
@@ -153,3 +157,18 @@ def test_noise_interval_widens_with_the_noise_floor():
     assert large[1] - large[0] > 2 * (small[1] - small[0])
     with pytest.raises(ValueError, match="noise_sd must be a positive"):
         ke.noise_interval(est, n, d, loss, 0.0)
+
+
+def test_memoriser_loss_runs_from_uniform_words_to_the_entropy_rate(small):
+    k = np.arange(small.n_words + 1)
+    loss = small.memoriser_loss(k)
+    assert loss[0] == pytest.approx(math.log(small.n_words) / small.period, rel=1e-12)
+    assert loss[-1] == pytest.approx(small.entropy_rate(), rel=1e-12)
+    assert np.all(np.diff(loss) <= 1e-15)
+    p = small.rank_probs  # brute force at K = 7: known words exact, the rest even
+    q = np.concatenate([p[:7], np.full(p.size - 7, p[7:].sum() / (p.size - 7))])
+    assert loss[7] == pytest.approx(-(p * np.log(q)).sum() / small.period, rel=1e-12)
+    assert small.memoriser_loss(7) == pytest.approx(loss[7], rel=1e-15)
+    for bad in (-1, small.n_words + 1, 2.5):
+        with pytest.raises(ValueError, match="known must be whole numbers"):
+            small.memoriser_loss(bad)

@@ -133,6 +133,36 @@ class ZipfWordSource:
         """Exact entropy rate (bits/token)."""
         return self.entropy_rate() / math.log(2)
 
+    def monte_carlo_entropy_rate(self, n_words: int = 100_000, *,
+                                 seed: int | None = 0) -> tuple[float, float]:
+        """The entropy rate estimated from sampled words, with its standard error.
+
+        A check of :meth:`entropy_rate` that shares none of its sums: ``-ln P`` of
+        ``n_words`` words read back from a sampled stream, averaged and divided by the
+        tokens per word.
+
+        Parameters
+        ----------
+        n_words : int, default=100_000
+            Words to score (at least 2).
+        seed : int or None, default=0
+            Seed of the stream.
+
+        Returns
+        -------
+        (float, float)
+            The estimate and its standard error (nats/token).
+        """
+        if not isinstance(n_words, int) or isinstance(n_words, bool) or n_words < 2:
+            raise ValueError(f"n_words must be an integer >= 2, got {n_words!r}")
+        flat = self.sample((n_words + 1) * self.period, seed=seed)[0]
+        start = int(np.flatnonzero(flat == SEPARATOR)[0]) + 1  # the first whole word
+        units = flat[start: start + n_words * self.period].reshape(n_words, self.period)
+        digits = units[:, : self.word_length].astype(np.int64) - FIRST_LETTER
+        codes = digits @ (self.n_letters ** np.arange(self.word_length - 1, -1, -1))
+        per_token = -np.log(self.word_probs[codes]) / self.period
+        return float(per_token.mean()), float(per_token.std(ddof=1) / math.sqrt(n_words))
+
     def infix_probs(self, start: int, length: int) -> np.ndarray:
         """Law of letters ``start .. start + length - 1`` of a word, by their code."""
         v, n = self.n_letters, self.word_length
@@ -184,6 +214,40 @@ class ZipfWordSource:
             q = mixture[mixture > 0]
             total -= float((q * np.log(q)).sum())
         return total
+
+    def memoriser_loss(self, known: int | np.ndarray) -> float | np.ndarray:
+        """Loss of a model that knows the ``known`` most frequent words and no others.
+
+        The model gives each of the ``K`` most frequent words its true probability and
+        spreads the remaining mass evenly over the other ``V^L - K`` strings; its
+        cross-entropy on the source, per token, is ``H`` plus the relative entropy of
+        the tail it does not know, ``sum_{i > K} P(i) ln(P(i) / q)`` over ``L + 1``
+        tokens, with ``q = P(rank > K) / (V^L - K)``. It is exact, and it falls to ``H``
+        only when every word is known: a picture of where a run stands.
+
+        Parameters
+        ----------
+        known : int or array of int
+            Words known, ``K``, from 0 to ``V^L``.
+
+        Returns
+        -------
+        float or numpy.ndarray
+            Loss (nats/token), the same shape as ``known``.
+        """
+        k = np.asarray(known)
+        if k.dtype.kind not in "iu" or np.any((k < 0) | (k > self.n_words)):
+            raise ValueError(f"known must be whole numbers of words from 0 to {self.n_words:,}, "
+                             f"got {known!r}")
+        p = self.rank_probs
+        tail_mass = np.concatenate([np.cumsum(p[::-1])[::-1], [0.0]])  # P(rank > K), K = 0..
+        plogp = np.concatenate([np.cumsum((p * np.log(p))[::-1])[::-1], [0.0]])
+        n_rest = self.n_words - k
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_q = np.where(n_rest > 0, np.log(tail_mass[k]) - np.log(np.maximum(n_rest, 1)), 0.0)
+        excess = plogp[k] - tail_mass[k] * log_q
+        out = self.entropy_rate() + excess / self.period
+        return float(out) if np.ndim(out) == 0 else out
 
     def order_entropies(self, max_context: int | None = None) -> list[float]:
         """``H(X | j tokens of context)`` for ``j = 0 .. max_context`` (nats/token), exact.

@@ -144,6 +144,36 @@ def _prediction() -> dict[str, tuple[float, float]]:
     return out
 
 
+def _known_entropy() -> dict[str, tuple[float, float]]:
+    """The word-source fit (its predictions at the runs, identified) and its prediction."""
+    import numpy as np
+
+    from scalingkit.fit import ParametricFit
+    from scalingkit.runs.frames import load_points
+    from scalingkit.runs.spec import spec_from_dict
+    from scalingkit.runs.store import RunStore
+    from scalingkit.studies import known_entropy as ke
+    from scalingkit.studies.forecasting import make_prediction
+
+    res = json.loads((DATA / "known_entropy.json").read_text())
+    runs = load_points(DATA / "known_entropy_words")
+    again = ke.fit_known_entropy(runs["params"], runs["tokens"], runs["loss"],
+                                 res["true_entropy_rate"], n_bootstrap=0)
+    live, committed = (ParametricFit.from_coefficients(**c["coef"]).predict(
+        runs["params"], runs["tokens"]) for c in (again, res))
+    worst = int(np.argmax(np.abs(live / committed - 1)))
+    out = {"known_entropy/prediction_at_runs_worst": (live[worst], committed[worst]),
+           "known_entropy/fitted_E": (again["fitted_E"], res["fitted_E"])}
+    rec = json.loads((DATA / "prediction_words.json").read_text())
+    store = RunStore(DATA / "known_entropy_words")
+    recipe = max((r for r in store.records() if r.status == "done"),
+                 key=lambda r: r.plan["budget"]).config
+    pred = make_prediction(runs, recipe, spec=spec_from_dict(store.made_for()))
+    out.update({f"prediction_words/{k}": (pred[k], rec[k])
+                for k in ("params", "tokens", "predicted_loss", "predicted_loss_envelope")})
+    return out
+
+
 def _lr_rule() -> dict[str, tuple[float, float]]:
     from scalingkit.runs.frames import run_frame
     from scalingkit.studies.hparams.lr_rule import fit_lr_rule, lr_optima
@@ -175,7 +205,8 @@ def _retrain(name: str) -> dict[str, tuple[float, float]]:
 def child(parts: list[str]) -> None:
     """Compute every requested re-derivation; print ``{name: [live, committed]}``."""
     jobs = {"kaplan": _kaplan, "chinchilla": _chinchilla, "porian": _porian,
-            "prediction": _prediction, "lr_rule": _lr_rule}
+            "prediction": _prediction, "lr_rule": _lr_rule,
+            "known_entropy": _known_entropy}
     out: dict[str, tuple[float, float]] = {}
     for part in parts:
         if part.startswith("retrain:"):
@@ -233,13 +264,14 @@ def main() -> None:
     ap.add_argument("--skip-training", action="store_true",
                     help="skip re-training the smallest run of each committed store")
     ap.add_argument("--only", nargs="*", help="parts to run (kaplan, chinchilla, porian, "
-                    "prediction, lr_rule, retrain:<store>)")
+                    "prediction, lr_rule, known_entropy, retrain:<store>)")
     ap.add_argument("--output", type=Path, help="also write the table as JSON here")
     args = ap.parse_args()
     if args.child is not None:
         child(args.child)
         return
-    parts = args.only or ["kaplan", "chinchilla", "porian", "prediction", "lr_rule"] + (
+    parts = args.only or ["kaplan", "chinchilla", "porian", "prediction", "lr_rule",
+                          "known_entropy"] + (
         [] if args.skip_training else [f"retrain:{s}" for s in STORES])
     rows = summarise(measure(parts))
     for name, r in rows.items():

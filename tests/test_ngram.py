@@ -39,6 +39,10 @@ def test_every_symbol_of_context_tells_something():
     assert h[0] < np.log(src.probs_.shape[1])  # Zipf symbols: below the uniform entropy
     one = MarkovSource(order=1).fit(b"abcab" * 50)
     assert one.order_entropies()[-1] == pytest.approx(one.entropy_rate())
+    assert src.order_entropies(1) == h[:2]  # a shorter list, the same values
+    assert src.order_entropies(src.order + 2) == h + [src.entropy_rate()] * 2
+    with pytest.raises(ValueError, match="max_context must be a non-negative integer"):
+        src.order_entropies(-1)
 
 
 @pytest.mark.parametrize("change,match", [

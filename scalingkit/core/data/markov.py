@@ -215,16 +215,22 @@ class MarkovSource:
         p = marginal[marginal > 0]
         return float(-(p * np.log(p)).sum())
 
-    def order_entropies(self) -> list[float]:
-        """``H(X | j symbols of context)`` for ``j = 0 .. order`` (nats/token), exact.
+    def order_entropies(self, max_context: int | None = None) -> list[float]:
+        """``H(X | j symbols of context)`` for ``j = 0 .. max_context`` (nats/token), exact.
 
         The loss of the best model that sees only the last ``j`` symbols: the unigram
-        entropy at ``j = 0``, the entropy rate at ``j = order``. A model whose loss
+        entropy at ``j = 0``, the entropy rate from ``j = order`` on. A model whose loss
         sits between two of them has learned some, not all, of the next order's
-        contexts.
+        contexts. ``max_context`` defaults to the order (the same call as the word
+        source's :meth:`~scalingkit.core.data.words.ZipfWordSource.order_entropies`).
         """
-        blocks = [self.block_entropy(j) for j in range(self.order + 1)]
-        return [b - a for a, b in zip(blocks, blocks[1:], strict=False)] + [self.entropy_rate()]
+        m = self.order if max_context is None else max_context
+        if not isinstance(m, int) or isinstance(m, bool) or m < 0:
+            raise ValueError(f"max_context must be a non-negative integer, got {max_context!r}")
+        top = min(m + 1, self.order)
+        blocks = [self.block_entropy(j) for j in range(top + 1)]
+        out = [b - a for a, b in zip(blocks, blocks[1:], strict=False)]
+        return out + [self.entropy_rate()] * (m + 1 - len(out))
 
     def context_gain(self) -> pd.DataFrame:
         """Where the last symbol of context pays: the contexts, most frequent first.

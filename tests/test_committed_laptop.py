@@ -160,7 +160,7 @@ def test_committed_prediction_was_made_from_the_sweep_and_rederives(name):
     assert rec["tokens"] <= spec.corpus_tokens  # one pass at most
 
 
-@pytest.mark.parametrize("name", ["prediction", "prediction_next"])
+@pytest.mark.parametrize("name", ["prediction", "prediction_next", "prediction_words"])
 def test_committed_prediction_outcome_was_recorded_after_the_prediction(name):
     import datetime as dt
 

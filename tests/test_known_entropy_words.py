@@ -8,7 +8,6 @@ prediction made from the sweep before its run was trained.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 from pathlib import Path
@@ -114,16 +113,9 @@ def test_prediction_was_made_from_the_sweep_and_rederives():
                     lr_rule=spec.lr_rule, lr=rec["config"]["lr"], budget=rec["budget"])
 
 
-def test_prediction_outcome_was_recorded_after_the_prediction():
-    rec = PREDICTION
-    assert dt.datetime.fromisoformat(rec["predicted_at"]) < dt.datetime.fromisoformat(
-        rec["trained_at"])
-    assert rec["commands"]["outcome"].startswith("python -m scalingkit predict outcome")
-    assert rec["config"]["corpus"] == RESULT["source"]
-    assert rec["actual_loss"] == rec["result"]["curve"][-1]["loss"]
-    assert rec["actual_loss"] > RESULT["true_entropy_rate"]
-    for key, pred in (("relative_error", "predicted_loss"),
-                      ("relative_error_envelope", "predicted_loss_envelope")):
-        assert rec[key] == pytest.approx(abs(rec[pred] - rec["actual_loss"]) / rec["actual_loss"],
-                                         rel=1e-12), key
-    assert math.isfinite(rec["predicted_loss_ci"][0])
+def test_prediction_outcome_was_trained_on_the_source():
+    """The outcome's timing and errors are checked with the other predictions
+    (tests/test_committed_laptop.py); here, that it trained on the source and above H."""
+    assert PREDICTION["config"]["corpus"] == RESULT["source"]
+    assert PREDICTION["actual_loss"] > RESULT["true_entropy_rate"]
+    assert math.isfinite(PREDICTION["predicted_loss_ci"][0])

@@ -120,7 +120,9 @@ def corpus_override(corpus: str | None) -> dict:
     """
     if corpus is None:
         return {}
-    if corpus.startswith(("markov:", "hmm:", "ngram:", "words:")):
+    from scalingkit.core.data.dataset import SYNTHETIC_PREFIXES
+
+    if corpus.startswith(SYNTHETIC_PREFIXES):
         from scalingkit.studies.known_entropy import source_of
 
         source_of(corpus)

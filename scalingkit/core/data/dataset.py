@@ -142,6 +142,10 @@ def _piece_file(name: str) -> str:
     return stem if sep and tail.isdigit() else name
 
 
+#: Spec prefixes of the synthetic corpora, sampled from a source of known entropy.
+SYNTHETIC_PREFIXES = ("markov:", "hmm:", "ngram:", "words:")
+
+
 def load_corpus(
     corpus: str = "shakespeare",
     tokenizer: str = "byte",
@@ -204,7 +208,7 @@ def load_corpus(
     if not isinstance(corpus, str):
         raise ValueError(f"corpus must be a string (spec or path), got {corpus!r}")
     _bpe_vocab(tokenizer)
-    synthetic = corpus.startswith(("markov:", "hmm:", "ngram:", "words:"))
+    synthetic = corpus.startswith(SYNTHETIC_PREFIXES)
     if synthetic and (not isinstance(markov_bytes, int) or markov_bytes < 1):
         raise ValueError(f"markov_bytes must be a positive integer, got {markov_bytes!r}")
     if corpus.startswith("markov:"):

@@ -251,16 +251,26 @@ def approach_2_noise(runs: pd.DataFrame, noise_sd: float, *, n_bootstrap: int,
     """
     rng = np.random.default_rng(seed)
     loss = runs["loss"].to_numpy(float)
-    slopes = []
-    for _ in range(n_bootstrap):
-        noisy = loss + rng.normal(0.0, noise_sd, loss.size)
-        table = isoflop_optima(runs["params"], noisy, runs["budget"], flops=runs["flops"],
-                               rule="local")
-        ok = table[table["bracketed"]]
-        if len(ok) >= 2:
-            slopes.append(np.polyfit(np.log(ok["budget"].to_numpy(float)),
-                                     np.log(ok["n_opt"].to_numpy(float)), 1)[0])
-    return percentile_ci(np.array(slopes), CONFIDENCE) if len(slopes) >= 2 else None
+    slopes = np.array([optimum_slope(runs, loss + rng.normal(0.0, noise_sd, loss.size))
+                       for _ in range(n_bootstrap)])
+    slopes = slopes[np.isfinite(slopes)]
+    return percentile_ci(slopes, CONFIDENCE) if len(slopes) >= 2 else None
+
+
+def optimum_slope(runs: pd.DataFrame, loss: np.ndarray) -> float:
+    """Approach 2's ``a`` with ``loss`` (nats/token) in place of the runs' own losses.
+
+    Each budget's optimum by the local rule, then the least-squares slope of
+    ``ln N_opt`` on ``ln C`` over the budgets that bracket theirs; ``nan`` when fewer
+    than 2 do. ``runs`` has the columns ``params``, ``budget`` and ``flops`` (FLOP).
+    """
+    table = isoflop_optima(runs["params"], loss, runs["budget"], flops=runs["flops"],
+                           rule="local")
+    ok = table[table["bracketed"]]
+    if len(ok) < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(ok["budget"].to_numpy(float)),
+                            np.log(ok["n_opt"].to_numpy(float)), 1)[0])
 
 
 def valley_depths(runs: pd.DataFrame) -> dict[float, float]:

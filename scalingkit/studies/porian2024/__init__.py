@@ -9,6 +9,8 @@
 ``analysis``   :func:`rung_frame`, :func:`optimum_table`, :func:`fit_exponent`,
                :func:`exponent_table`, :func:`summary`, :func:`counting_experiment`,
                :func:`head_share`, :func:`head_flop_share`
+``factors``    :func:`factor_effects` (count and recipe effects with intervals under
+               the noise floor), :func:`noisy_exponents`, :func:`seed_intervals`
 ``throughput`` :func:`measure_throughput`, :func:`estimate_seconds`
 =============  ==============================================================
 """
@@ -26,6 +28,11 @@ from scalingkit.studies.porian2024.analysis import (
     rung_frame,
     rung_summary,
     summary,
+)
+from scalingkit.studies.porian2024.factors import (
+    factor_effects,
+    noisy_exponents,
+    seed_intervals,
 )
 from scalingkit.studies.porian2024.laptop import (
     RungRecipe,
@@ -66,9 +73,11 @@ __all__ = [
     "BUDGETS", "CONVENTIONS", "KAPLAN_WARMUP_TOKENS", "LADDERS", "LAPTOP_RUNGS",
     "LAPTOP_TOKENIZER", "LAPTOP_WARMUP_TOKENS", "METHODS", "PorianRung", "RungRecipe",
     "SIZES_PER_BUDGET", "RUNGS", "SUMMARY_CONVENTION", "SUMMARY_METHOD", "byte_twin_params",
-    "counting_experiment", "estimate_seconds", "exponent_table", "fit_exponent", "fixed_recipe",
+    "counting_experiment", "estimate_seconds", "exponent_table", "factor_effects",
+    "fit_exponent", "fixed_recipe",
     "get_rung", "head_flop_share", "head_share", "ladder_order", "ladder_rungs", "laptop_spec",
-    "measure_throughput", "optimum_table", "pilot_tokens_per_param", "plan_laptop_rung",
+    "measure_throughput", "noisy_exponents", "optimum_table", "pilot_tokens_per_param",
+    "plan_laptop_rung",
     "plan_metadata", "plan_rung", "rung_command", "rung_frame", "rung_spec", "rung_summary",
-    "run_rung", "stored_recipe", "summary", "tuned_hyperparameters",
+    "run_rung", "seed_intervals", "stored_recipe", "summary", "tuned_hyperparameters",
 ]

@@ -144,8 +144,15 @@ def _prediction() -> dict[str, tuple[float, float]]:
     return out
 
 
+#: The word-source experiments: name -> (fit result, sweep store, prediction), in DATA.
+KNOWN_ENTROPY = {
+    "z12": ("known_entropy_z12.json", "known_entropy_words", "prediction_words.json"),
+    "z14": ("known_entropy.json", "known_entropy_words_z14", "prediction_words_z14.json"),
+}
+
+
 def _known_entropy() -> dict[str, tuple[float, float]]:
-    """The word-source fit (its predictions at the runs, identified) and its prediction."""
+    """Each word-source fit (its predictions at the runs, identified) and its prediction."""
     import numpy as np
 
     from scalingkit.fit import ParametricFit
@@ -155,22 +162,24 @@ def _known_entropy() -> dict[str, tuple[float, float]]:
     from scalingkit.studies import known_entropy as ke
     from scalingkit.studies.forecasting import make_prediction
 
-    res = json.loads((DATA / "known_entropy.json").read_text())
-    runs = load_points(DATA / "known_entropy_words")
-    again = ke.fit_known_entropy(runs["params"], runs["tokens"], runs["loss"],
-                                 res["true_entropy_rate"], n_bootstrap=0)
-    live, committed = (ParametricFit.from_coefficients(**c["coef"]).predict(
-        runs["params"], runs["tokens"]) for c in (again, res))
-    out = {"known_entropy/prediction_at_runs_max_rel": (
-               float(np.max(np.abs(live / committed - 1))), 0.0),
-           "known_entropy/fitted_E": (again["fitted_E"], res["fitted_E"])}
-    rec = json.loads((DATA / "prediction_words.json").read_text())
-    store = RunStore(DATA / "known_entropy_words")
-    recipe = max((r for r in store.records() if r.status == "done"),
-                 key=lambda r: r.plan["budget"]).config
-    pred = make_prediction(runs, recipe, spec=spec_from_dict(store.made_for()))
-    out.update({f"prediction_words/{k}": (pred[k], rec[k])
-                for k in ("params", "tokens", "predicted_loss", "predicted_loss_envelope")})
+    out = {}
+    for name, (result, sweep, prediction) in KNOWN_ENTROPY.items():
+        res = json.loads((DATA / result).read_text())
+        runs = load_points(DATA / sweep)
+        again = ke.fit_known_entropy(runs["params"], runs["tokens"], runs["loss"],
+                                     res["true_entropy_rate"], n_bootstrap=0)
+        live, committed = (ParametricFit.from_coefficients(**c["coef"]).predict(
+            runs["params"], runs["tokens"]) for c in (again, res))
+        out[f"known_entropy_{name}/prediction_at_runs_max_rel"] = (
+            float(np.max(np.abs(live / committed - 1))), 0.0)
+        out[f"known_entropy_{name}/fitted_E"] = (again["fitted_E"], res["fitted_E"])
+        rec = json.loads((DATA / prediction).read_text())
+        store = RunStore(DATA / sweep)
+        recipe = max((r for r in store.records() if r.status == "done"),
+                     key=lambda r: r.plan["budget"]).config
+        pred = make_prediction(runs, recipe, spec=spec_from_dict(store.made_for()))
+        out.update({f"prediction_words_{name}/{k}": (pred[k], rec[k])
+                    for k in ("params", "tokens", "predicted_loss", "predicted_loss_envelope")})
     return out
 
 

@@ -160,7 +160,8 @@ def test_committed_prediction_was_made_from_the_sweep_and_rederives(name):
     assert rec["tokens"] <= spec.corpus_tokens  # one pass at most
 
 
-@pytest.mark.parametrize("name", ["prediction", "prediction_next", "prediction_words"])
+@pytest.mark.parametrize("name", ["prediction", "prediction_next", "prediction_words",
+                                  "prediction_words_z14"])
 def test_committed_prediction_outcome_was_recorded_after_the_prediction(name):
     import datetime as dt
 

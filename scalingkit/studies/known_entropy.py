@@ -46,7 +46,7 @@ from scalingkit.core.data.hmm import HMM_PRESETS, HMMSource
 from scalingkit.core.data.markov import NGRAM_PRESETS, MarkovSource
 from scalingkit.core.data.words import WORD_PRESETS, ZipfWordSource
 from scalingkit.fit.stats import relative_error
-from scalingkit.studies.known_entropy_fit import noise_interval, profile_E
+from scalingkit.studies.known_entropy_fit import noise_interval, profile_E, result_table
 
 __all__ = [
     "markov_source",
@@ -60,6 +60,7 @@ __all__ = [
     "fit_known_entropy",
     "noise_interval",
     "profile_E",
+    "result_table",
 ]
 
 

@@ -2,9 +2,10 @@
 
 * :func:`noise_interval`: an interval on Approach 3's ``E`` from refits under the seed
   noise floor (a parametric bootstrap);
-* :func:`profile_E`: the Approach 3 objective with ``E`` held fixed, against ``E``.
+* :func:`profile_E`: the Approach 3 objective with ``E`` held fixed, against ``E``;
+* :func:`result_table`: a committed result's ``E`` against ``H``, one row per quantity.
 
-Both are re-exported by :mod:`scalingkit.studies.known_entropy`. Units: losses and
+All three are re-exported by :mod:`scalingkit.studies.known_entropy`. Units: losses and
 ``E`` in nats/token.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["noise_interval", "profile_E"]
+__all__ = ["noise_interval", "profile_E", "result_table"]
 
 
 def noise_interval(est: Any, params: Any, tokens: Any, loss: Any, noise_sd: float, *,
@@ -132,3 +133,32 @@ def profile_E(params: Any, tokens: Any, loss: Any, e_values: Any, *,
                 best = (float(res.fun), res.x)
         out[i], warm = best
     return out.reshape(e_arr.shape)
+
+
+def result_table(result: dict[str, Any]) -> dict[str, Any]:
+    """A committed known-entropy result (``known-entropy --output``) as one column.
+
+    Parameters
+    ----------
+    result : dict
+        The JSON written by ``python -m scalingkit known-entropy --output``.
+
+    Returns
+    -------
+    dict
+        Label -> value: ``H`` (exact), the fitted ``E``, both 95% intervals, the
+        relative error, whether ``H`` lies inside each interval, the context floor,
+        the source's loss on the validation windows and the best run (losses in the
+        result's units, nats/token).
+    """
+    h = result["true_entropy_rate"]
+    ci, ci_noise = result["E_ci"], result.get("E_ci_noise") or [math.nan, math.nan]
+    return {"H (exact)": h, "fitted E": result["fitted_E"],
+            "E, bootstrap 95%": f"{ci[0]:.4f} - {ci[1]:.4f}",
+            "E, seed-noise 95%": f"{ci_noise[0]:.4f} - {ci_noise[1]:.4f}",
+            "relative error |E - H| / H": result["relative_error"],
+            "H inside the bootstrap interval": bool(ci[0] <= h <= ci[1]),
+            "H inside the seed-noise interval": bool(ci_noise[0] <= h <= ci_noise[1]),
+            "context floor (n_ctx = 128)": result["context_floor"],
+            "true source on the validation windows": result["source_loss_on_val_windows"],
+            "best run": result["best_run_loss"]}

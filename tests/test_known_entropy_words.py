@@ -60,10 +60,10 @@ def test_result_keeps_its_keys_and_names_its_source(experiment):
 
 
 def test_sweep_brackets_as_recorded_and_is_what_was_fitted(experiment):
-    result, sweep_dir = experiment["result"], experiment["sweep"]
     from scalingkit.runs.optimum import compute_optimal
     from scalingkit.runs.sweep import spec_from_dict
 
+    result, sweep_dir = experiment["result"], experiment["sweep"]
     runs = run_frame(sweep_dir).query("status == 'done'")
     assert len(runs) == result["n_runs"] == len(result["runs"]["loss"])
     np.testing.assert_array_equal(np.sort(runs.loss), np.sort(result["runs"]["loss"]))
@@ -77,9 +77,9 @@ def test_sweep_brackets_as_recorded_and_is_what_was_fitted(experiment):
 
 
 def test_noise_floor_is_the_seed_study_of_the_same_configs(experiment):
-    result, sweep_dir, seeds_dir = experiment["result"], experiment["sweep"], experiment["seeds"]
     from scalingkit.studies.hparams.analysis import seed_noise
 
+    result, sweep_dir, seeds_dir = experiment["result"], experiment["sweep"], experiment["seeds"]
     seeds = run_frame(seeds_dir).query("status == 'done'")
     sweep = run_frame(sweep_dir).query("status == 'done' and budget == 2.38e12")
     both = sweep[sweep.params.isin(seeds.params)]
@@ -95,9 +95,9 @@ def test_noise_floor_is_the_seed_study_of_the_same_configs(experiment):
 
 def test_fit_rederives_at_the_runs_and_at_the_prediction(experiment):
     """The committed law's predictions (identified), not its coefficients, are compared."""
-    result, sweep_dir, prediction = (experiment[k] for k in ("result", "sweep", "prediction"))
     from scalingkit.fit import ParametricFit
 
+    result, sweep_dir, prediction = (experiment[k] for k in ("result", "sweep", "prediction"))
     runs = load_points(sweep_dir)
     again = ke.fit_known_entropy(runs["params"], runs["tokens"], runs["loss"],
                                  result["true_entropy_rate"], n_bootstrap=0)
@@ -110,11 +110,11 @@ def test_fit_rederives_at_the_runs_and_at_the_prediction(experiment):
 
 
 def test_prediction_was_made_from_the_sweep_and_rederives(experiment):
-    sweep_dir, prediction = experiment["sweep"], experiment["prediction"]
     from scalingkit.cli.commands.predict import _corpus_tokens
     from scalingkit.runs.sweep import spec_from_dict
     from scalingkit.studies.forecasting import check_in_regime, make_prediction
 
+    sweep_dir, prediction = experiment["sweep"], experiment["prediction"]
     rec = prediction
     store = RunStore(sweep_dir)
     spec = spec_from_dict(store.made_for())

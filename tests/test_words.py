@@ -172,3 +172,15 @@ def test_memoriser_loss_runs_from_uniform_words_to_the_entropy_rate(small):
     for bad in (-1, small.n_words + 1, 2.5):
         with pytest.raises(ValueError, match="known must be whole numbers"):
             small.memoriser_loss(bad)
+
+
+def test_presets_differ_only_in_the_tail():
+    """``z12`` .. ``z18``: the same words, a lighter tail of rare words at each step."""
+    names = ("z12", "z14", "z16", "z18")
+    assert set(names) <= set(WORD_PRESETS)
+    srcs = [ZipfWordSource(**WORD_PRESETS[n]) for n in names]
+    assert all({**s.params, "zipf": 0} == {**srcs[0].params, "zipf": 0} for s in srcs)
+    h = np.array([s.entropy_rate() for s in srcs])
+    gap = np.array([s.memoriser_loss(1000) for s in srcs]) / h - 1
+    assert np.all(np.diff([s.zipf for s in srcs]) > 0)
+    assert np.all(np.diff(h) < 0) and np.all(np.diff(gap) < 0)

@@ -147,7 +147,8 @@ def _prediction() -> dict[str, tuple[float, float]]:
 #: The word-source experiments: name -> (fit result, sweep store, prediction), in DATA.
 KNOWN_ENTROPY = {
     "z12": ("known_entropy_z12.json", "known_entropy_words", "prediction_words.json"),
-    "z14": ("known_entropy.json", "known_entropy_words_z14", "prediction_words_z14.json"),
+    "z14": ("known_entropy_z14.json", "known_entropy_words_z14", "prediction_words_z14.json"),
+    "z18": ("known_entropy.json", "known_entropy_words_z18", "prediction_words_z18.json"),
 }
 
 

@@ -43,7 +43,9 @@ FIT_OBJECTIVE_RTOL = 1e-8
 #: Measured: 6.8e-7 (Kaplan's L(N, D) at its 19 points, while its N_c moved by 3.3e-5),
 #: 1.8e-9 (Approach 3's predicted loss in ``prediction.json``); 2.9e-8 (the word source's
 #: law at its 36 runs, ``known_entropy_z12.json``), 2.3e-8 (``prediction_words.json``);
-#: 7.7e-9 and 4.0e-9 (``known_entropy.json`` and ``prediction_words_z14.json``, words:z14).
+#: 7.7e-9 and 4.0e-9 (``known_entropy_z14.json`` and ``prediction_words_z14.json``);
+#: 4.0e-7 and 3.7e-8 (``known_entropy.json`` at its 35 runs and
+#: ``prediction_words_z18.json``, words:z18).
 FIT_PREDICTION_RTOL = 1e-5
 
 #: An allocation exponent ``a`` derived from an iterative fit (Approach 3's

@@ -161,7 +161,7 @@ def test_committed_prediction_was_made_from_the_sweep_and_rederives(name):
 
 
 @pytest.mark.parametrize("name", ["prediction", "prediction_next", "prediction_words",
-                                  "prediction_words_z14"])
+                                  "prediction_words_z14", "prediction_words_z18"])
 def test_committed_prediction_outcome_was_recorded_after_the_prediction(name):
     import datetime as dt
 

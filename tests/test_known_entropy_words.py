@@ -1,4 +1,4 @@
-"""The committed known-entropy experiments on the word sources (``words:z12``, ``words:z14``).
+"""The committed known-entropy experiments on the word sources (``words:z12``, ``z14``, ``z18``).
 
 Each test re-derives a committed number from the committed runs with the package's own
 code, at the tolerance measured across CPUs (:mod:`scalingkit.tolerances`): the sweep,
@@ -28,8 +28,10 @@ DATA = Path(__file__).resolve().parents[1] / "book" / "data"
 EXPERIMENTS = {
     "words:z12:256": ("known_entropy_z12.json", "known_entropy_words", "known_entropy_seeds",
                       "prediction_words.json", set()),
-    "words:z14:256": ("known_entropy.json", "known_entropy_words_z14", "known_entropy_seeds_z14",
-                      "prediction_words_z14.json", {3.2e13}),
+    "words:z14:256": ("known_entropy_z14.json", "known_entropy_words_z14",
+                      "known_entropy_seeds_z14", "prediction_words_z14.json", {3.2e13}),
+    "words:z18:256": ("known_entropy.json", "known_entropy_words_z18", "known_entropy_seeds_z18",
+                      "prediction_words_z18.json", set()),
 }
 
 

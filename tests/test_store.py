@@ -255,8 +255,9 @@ def test_status_cli_on_a_store_json_holding_a_list(tmp_path):
 
 COMMITTED = ["sweep_quick", "sweep_shakespeare", "kaplan_runs", "known_entropy_sweep",
              "known_entropy_words", "known_entropy_seeds", "known_entropy_words_z14",
-             "known_entropy_seeds_z14",
-             *(f"known_entropy_pilot/{s}" for s in ("ngram", "hmm", "words", "words_z14")),
+             "known_entropy_seeds_z14", "known_entropy_words_z18", "known_entropy_seeds_z18",
+             *(f"known_entropy_pilot/{s}"
+               for s in ("ngram", "hmm", "words", "words_z14", "words_z16", "words_z18")),
              "hparams/lr_grid", "hparams/recipe", "sweep_reference",
              "porian/kaplan", "porian/corrected", "porian/seeds",
              *(f"porian_shakespeare/{step}"
